@@ -1,0 +1,1 @@
+"""Host adapters, installed as ``freecg_plugin.adapters``; each imports its host lazily."""

@@ -1,0 +1,74 @@
+"""Abstract-edge builder (FreeCG part 1).
+
+A host's aggregated message ``A_i = sum_j m_ij`` does not depend on the order of atom i's
+neighbours, so its C channels can be read as C "abstract edges" of atom i and cut into G groups
+of K consecutive channels (channel ``c = K * g + k``), each carrying one copy of every edge irrep.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ._irreps import Irreps, edge_irreps
+
+__all__ = ["AbstractEdgeBuilder", "split_channels"]
+
+
+def split_channels(channels: int, groups: int, edges_per_group: int | None = None) -> int:
+    """Check ``G * K = channels`` and return K.
+
+    Raises:
+        ValueError: if the channels cannot be cut into ``groups`` whole groups.
+    """
+    if channels < 1 or groups < 1:
+        raise ValueError(f"channels and groups must be >= 1, got {channels} and {groups}")
+    if edges_per_group is None:
+        if channels % groups:
+            raise ValueError(f"G * K != channels: {channels} channels cannot be cut into {groups} equal groups")
+        return channels // groups
+    if groups * edges_per_group != channels:
+        raise ValueError(f"G * K != channels: {groups} x {edges_per_group} != {channels}")
+    return edges_per_group
+
+
+class AbstractEdgeBuilder(nn.Module):
+    """Cut aggregated equivariant messages into grouped abstract edges.
+
+    Args:
+        irreps: irreps of one channel, multiplicity 1 each (e.g. ``"1o+2e"``, any lmax >= 1,
+            with or without parity).
+        channels: C, the host's channel count.
+        groups: G. ``edges_per_group`` (K) is ``C / G`` unless given; ``G * K`` must equal C.
+
+    Shapes:
+        ``forward``: messages ``[N, irreps.dim, C]`` -> abstract edges ``[N, G, K, irreps.dim]``.
+        ``merge``: the inverse, ``[N, G, K, irreps.dim]`` -> ``[N, irreps.dim, C]``.
+    """
+
+    def __init__(self, irreps: Irreps | str, channels: int, groups: int, edges_per_group: int | None = None) -> None:
+        super().__init__()
+        self.irreps = edge_irreps(irreps)
+        self.edges_per_group = split_channels(channels, groups, edges_per_group)
+        self.channels = int(channels)
+        self.groups = int(groups)
+        self.dim = self.irreps.dim
+
+    def extra_repr(self) -> str:
+        return f"irreps={self.irreps}, channels={self.channels}, groups={self.groups}, edges_per_group={self.edges_per_group}"
+
+    def forward(self, messages: Tensor) -> Tensor:
+        if messages.dim() != 3 or messages.shape[1] != self.dim or messages.shape[2] != self.channels:
+            raise ValueError(
+                "AbstractEdgeBuilder: expected messages [N, " + str(self.dim) + ", " + str(self.channels)
+                + "] (irreps x channels), got " + str(list(messages.shape))
+            )
+        n = messages.shape[0]
+        return messages.reshape(n, self.dim, self.groups, self.edges_per_group).permute(0, 2, 3, 1)
+
+    def merge(self, edges: Tensor) -> Tensor:
+        if edges.dim() != 4 or list(edges.shape[1:]) != [self.groups, self.edges_per_group, self.dim]:
+            raise ValueError(
+                "AbstractEdgeBuilder.merge: expected edges [N, " + str(self.groups) + ", "
+                + str(self.edges_per_group) + ", " + str(self.dim) + "], got " + str(list(edges.shape))
+            )
+        return edges.permute(0, 3, 1, 2).reshape(edges.shape[0], self.dim, self.channels)

@@ -1,0 +1,122 @@
+"""The FreeCG layer: the four parts composed, each behind a switch (for ablations)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping, Optional, Sequence
+
+from torch import Tensor, nn
+
+from .abstract_edges import AbstractEdgeBuilder, split_channels
+from .enhancer import AttentionEnhancer
+from .group_cg import CGPath, GroupCGTransform
+from .shuffle import AbstractEdgeShuffle
+
+__all__ = ["FreeCGConfig", "FreeCGLayer"]
+
+
+@dataclass
+class FreeCGConfig:
+    """Configuration of one FreeCG layer (defaults: the reference, ViSNet with H = 256).
+
+    Attributes:
+        irreps: irreps of one channel of the host's equivariant features, e.g. ``"1o+2e"``.
+        channels: C, the host's channel count.
+        groups: G; K = C / G abstract edges per group.
+        paths: CG paths (``"1o x 2e -> 1o"`` strings or 6-tuples); ``None``: all that
+            ``symmetry`` allows (the reference's 4 for ``1o+2e`` under O3).
+        symmetry: ``"O3"`` or ``"SO3"``.
+        group_cg: the group CG transform (off: the layer returns the host's own update).
+        shuffle: roll the group CG output by whole groups (needs ``group_cg``).
+        shift: shuffle shift in channels (a multiple of K); ``None``: the reference rule.
+        enhancer: build the attention enhancer (used through :meth:`FreeCGLayer.edge_bias`).
+        enhancer_out: attention heads, or the host's per-edge filter width.
+        keep_self_update: write back ``A + B + shuffle(P)`` instead of the paper's
+            ``A + shuffle(P)``; with ``init="zeros"`` the layer then starts exactly as the host.
+        init: group CG weight initialisation, ``"xavier"`` or ``"zeros"``.
+    """
+
+    irreps: str = "1o+2e"
+    channels: int = 256
+    groups: int = 32
+    paths: Optional[Sequence[Any]] = None
+    symmetry: str = "O3"
+    group_cg: bool = True
+    shuffle: bool = True
+    shift: Optional[int] = None
+    enhancer: bool = True
+    enhancer_out: int = 8
+    keep_self_update: bool = False
+    init: str = "xavier"
+
+    @property
+    def edges_per_group(self) -> int:
+        return split_channels(self.channels, self.groups)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "FreeCGConfig":
+        """Build from a mapping (e.g. a YAML block), rejecting unknown keys by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown FreeCG config keys {unknown}; known keys: {sorted(known)}")
+        return cls(**dict(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        if values["paths"] is not None:
+            values["paths"] = [str(CGPath.parse(p)) for p in values["paths"]]
+        return values
+
+
+class FreeCGLayer(nn.Module):
+    """FreeCG on a host's aggregated messages.
+
+    ``forward(A, B)`` with A the aggregated equivariant messages and B the host's self-update
+    vector (ViSNet: ``vec3 * o1``) returns the update written back to the node features:
+    ``A + shuffle(P)`` with ``P = GroupCG(edges(A), edges(B))`` (paper), or
+    ``A + B + shuffle(P)`` when ``keep_self_update``; with ``group_cg`` off, ``A + B``.
+    ``edge_bias`` is the attention enhancer.
+
+    Shapes:
+        A, B: ``[N, irreps.dim, C]`` -> ``[N, irreps.dim, C]``;
+        ``edge_bias``: v_j ``[E, irreps.dim, C]``, sh ``[E, irreps.dim]`` -> ``[E, enhancer_out]``.
+    """
+
+    def __init__(self, config: FreeCGConfig | None = None, **overrides: Any) -> None:
+        super().__init__()
+        config = FreeCGConfig.from_dict({**(asdict(config) if config else {}), **overrides})
+        if config.shuffle and not config.group_cg:
+            raise ValueError("shuffle acts on the group CG output: enable group_cg or disable shuffle")
+        self.config = config
+        k = config.edges_per_group
+        self.builder = AbstractEdgeBuilder(config.irreps, config.channels, config.groups, k)
+        self.use_group_cg = bool(config.group_cg)
+        self.keep_self_update = bool(config.keep_self_update)
+        self.group_cg = (
+            GroupCGTransform(config.irreps, config.groups, k, config.paths, config.symmetry, init=config.init)
+            if config.group_cg
+            else None
+        )
+        self.shuffle = AbstractEdgeShuffle(config.groups, k, config.shift if config.shuffle else 0)
+        self.enhancer = (
+            AttentionEnhancer(config.irreps, config.channels, config.enhancer_out, config.symmetry)
+            if config.enhancer
+            else None
+        )
+
+    def forward(self, messages: Tensor, self_update: Tensor) -> Tensor:
+        group_cg = self.group_cg
+        if group_cg is None:
+            return messages + self_update
+        products = group_cg(self.builder(messages), self.builder(self_update))
+        update = messages + self.builder.merge(self.shuffle(products))
+        if self.keep_self_update:
+            update = update + self_update
+        return update
+
+    def edge_bias(self, v_j: Tensor, sh: Tensor) -> Tensor:
+        enhancer = self.enhancer
+        if enhancer is None:
+            raise RuntimeError("this FreeCG layer was built with enhancer=False")
+        return enhancer(v_j, sh)
