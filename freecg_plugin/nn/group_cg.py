@@ -242,18 +242,25 @@ class GroupCGTransform(nn.Module):
             x2_rows.append(x2g[..., start:stop].transpose(-1, -2).reshape(g, n * (stop - start), k))
         pieces: List[Tensor] = []
         for o, d3 in enumerate(self._dims_out):
-            acc = x1.new_zeros(g * n, k, d3)
+            terms: List[Tensor] = []
             for p in self._paths_by_out[o]:
                 start1, stop1 = self._slices_in1[self._path_in1[p]]
                 start2, stop2 = self._slices_in2[self._path_in2[p]]
                 d1, d2 = stop1 - start1, stop2 - start2
                 cg = self.cg[self._cg_offsets[p] : self._cg_offsets[p + 1]].view(d1, d2 * d3)
-                # S[(g,n), (m2,u), M] = sum_m1 C[m1, m2, M] x1[g, n, u, m1]
+                # S[(g,n), M, (m2,u)] = sum_m1 C[m1, m2, M] x1[g, n, u, m1]
                 s = torch.matmul(x1g[..., start1:stop1], cg).view(g * n, k, d2, d3)
-                s = s.transpose(1, 2).reshape(g * n, d2 * k, d3)
-                # R[(g,n), (m2,u), w] = sum_v x2[g, n, v, m2] W[g, p, u, v, w]
+                s = s.permute(0, 3, 2, 1).reshape(g * n, d3, d2 * k)
+                # R[(g,n), (m2,u), w] = sum_v x2[g, n, v, m2] W[g, p, u, v, w]  (one GEMM per group)
                 w = self.weight[:, p].transpose(1, 2).reshape(g, k, k * k)
                 r = torch.bmm(x2_rows[self._path_in2[p]], w).view(g * n, d2 * k, k)
-                acc = acc + torch.bmm(r.transpose(1, 2), s)
-            pieces.append(acc)
-        return torch.cat(pieces, dim=-1).view(g, n, k, -1).transpose(0, 1)
+                terms.append(torch.bmm(s, r))  # [(g,n), M, w]
+            if len(terms) == 0:
+                pieces.append(x1.new_zeros(g * n, d3, k))
+            else:
+                acc = terms[0]
+                for term in terms[1:]:
+                    acc = acc + term
+                pieces.append(acc)
+        # [(g,n), D_out, K] -> [N, G, K, D_out]
+        return torch.cat(pieces, dim=1).view(g, n, -1, k).permute(1, 0, 3, 2)
