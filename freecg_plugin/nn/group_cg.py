@@ -16,6 +16,7 @@ import torch
 from e3nn.o3._wigner import wigner_3j
 from torch import Tensor, nn
 
+from ._constants import ExactBuffers
 from ._irreps import Irrep, Irreps, edge_irreps
 
 __all__ = ["CGPath", "GroupCGTransform", "enumerate_paths", "SYMMETRIES"]
@@ -100,7 +101,7 @@ def enumerate_paths(
     return paths
 
 
-class GroupCGTransform(nn.Module):
+class GroupCGTransform(ExactBuffers):
     r"""Per-group fully connected CG tensor product over abstract edges.
 
     For group ``g`` and path ``p = (l1, l2 -> l3)``:
@@ -185,9 +186,7 @@ class GroupCGTransform(nn.Module):
         self._slices_in1: List[List[int]] = [[s.start, s.stop] for s in self.irreps_in1.slices()]
         self._slices_in2: List[List[int]] = [[s.start, s.stop] for s in self.irreps_in2.slices()]
         self._dims_out: List[int] = [ir.dim for _, ir in self.irreps_out]
-        self.register_buffer(
-            "cg", torch.cat(coefficients).to(torch.get_default_dtype()), persistent=False
-        )
+        self.register_exact_buffer("cg", torch.cat(coefficients))
 
         k = self.edges_per_group
         self.weight = nn.Parameter(torch.empty(self.groups, len(self.paths), k, k, k))

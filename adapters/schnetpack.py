@@ -1,0 +1,247 @@
+"""FreeCG in SchNetPack 2.2: PaiNN and SO3net.
+
+Where the layer goes (see ``shared/HOSTS.md`` §1):
+
+* **PaiNN**: each ``PaiNNInteraction`` is wrapped. Its aggregated messages ``dq [N,1,F]`` and
+  ``dmu [N,3,F]`` are read as abstract edges with irreps ``0e+1o``; the second operand is the
+  atom's current state ``(q, mu)``. PaiNN has only odd vectors, and with parity ``1o x 1o -> 1o``
+  does not exist, so the group CG uses the four parity-safe paths ``0e x 0e -> 0e``,
+  ``0e x 1o -> 1o``, ``1o x 0e -> 1o`` and ``1o x 1o -> 0e``: scalars gate vectors and vector
+  pairs make scalars. The model stays O(3)-equivariant.
+* **SO3net**: each ``SO3Convolution`` is wrapped. Its output (the scatter-summed messages,
+  ``[N,(lmax+1)^2,F]``) and the atom's state are moved to e3nn's basis by an exact orthogonal
+  change of basis per l (:func:`spk_to_e3nn_basis`), transformed, and moved back. SO3net's own
+  convolution couples all (l1, l2, l3), including parity-odd ones, so it is SO(3)-equivariant
+  only; FreeCG follows it with ``symmetry="SO3"``.
+* **Enhancer** (neither host has attention): the invariant ``Linear(sum_m x_j[m] Y_ij[m])`` is
+  added to the per-edge filter in proportion to it, ``W_ij (1 + b_ij)``, so it inherits the
+  filter's cutoff envelope and vanishes smoothly at the cutoff. The dot product is invariant in
+  any orthonormal SH basis, so SO3net's native basis is used there.
+
+The write-back is ``A + shuffle(P)`` (no extra self-update term: PaiNN and SO3net add the
+residual themselves). With ``init="zeros"`` the wrapped model computes exactly what the host
+did, which is what :func:`splice_painn` / :func:`splice_so3net` use by default for trained models.
+
+Everything here stays ``torch.jit.script``-able (``spkdeploy`` uses TorchScript).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Sequence
+
+import torch
+from schnetpack.nn import scatter_add
+from schnetpack.nn.so3 import RealSphericalHarmonics, SO3Convolution
+from schnetpack.representation import PaiNN, SO3net
+from schnetpack.representation.painn import PaiNNInteraction
+from torch import Tensor, nn
+
+from freecg_plugin.nn import FreeCGConfig, FreeCGLayer
+from freecg_plugin.nn._constants import ExactBuffers
+
+__all__ = [
+    "FreeCGPaiNNInteraction",
+    "FreeCGSO3Convolution",
+    "PaiNNFreeCG",
+    "PAINN_PATHS",
+    "SO3netFreeCG",
+    "spk_to_e3nn_basis",
+    "splice_painn",
+    "splice_so3net",
+]
+
+PAINN_PATHS = ("0e x 0e -> 0e", "0e x 1o -> 1o", "1o x 0e -> 1o", "1o x 1o -> 0e")
+"""The parity-safe paths for PaiNN's scalars + odd vectors."""
+
+
+HOST_KEYS = ("irreps", "channels", "symmetry", "enhancer_out")
+
+
+def _config(freecg: Optional[Mapping[str, Any]], paths: Optional[Sequence[str]], **host: Any) -> FreeCGConfig:
+    """The user's FreeCG settings completed with the fields the host determines."""
+    values = dict(freecg or {})
+    clash = sorted(key for key in HOST_KEYS if key in values and values[key] != host[key])
+    if clash:
+        raise ValueError(f"FreeCG keys {clash} are set by the host ({ {k: host[k] for k in clash} }); leave them out")
+    values.update(host)
+    values.setdefault("paths", paths)
+    values.setdefault("groups", max(1, host["channels"] // 8))
+    values["keep_self_update"] = False
+    return FreeCGConfig.from_dict(values)
+
+
+def _layers(n_interactions: int, layers: Optional[Sequence[int]]) -> list[int]:
+    chosen = list(range(n_interactions)) if layers is None else [int(i) for i in layers]
+    bad = [i for i in chosen if not 0 <= i < n_interactions]
+    if bad:
+        raise ValueError(f"FreeCG layers {bad} out of range for {n_interactions} interactions")
+    return chosen
+
+
+class FreeCGPaiNNInteraction(nn.Module):
+    """A ``PaiNNInteraction`` with FreeCG on its aggregated messages (same signature)."""
+
+    def __init__(self, interaction: PaiNNInteraction, freecg: FreeCGLayer) -> None:
+        super().__init__()
+        self.interaction = interaction
+        self.freecg = freecg
+        self.n_atom_basis = interaction.n_atom_basis
+        self.use_enhancer = freecg.enhancer is not None
+
+    def forward(
+        self, q: Tensor, mu: Tensor, Wij: Tensor, dir_ij: Tensor, idx_i: Tensor, idx_j: Tensor, n_atoms: int
+    ) -> tuple[Tensor, Tensor]:
+        state = torch.cat([q, mu], dim=1)  # [N, 4, F]: irreps 0e + 1o per channel
+        if self.use_enhancer:
+            sh = torch.cat([torch.ones_like(dir_ij[:, :1]), dir_ij], dim=1)
+            Wij = Wij * (1.0 + self.freecg.edge_bias(state[idx_j], sh)[:, None, :])
+        x = self.interaction.interatomic_context_net(q)
+        x = Wij * x[idx_j]
+        dq, dmu_r, dmu_mu = torch.split(x, self.n_atom_basis, dim=-1)
+        dq = scatter_add(dq, idx_i, dim_size=n_atoms)
+        dmu = scatter_add(dmu_r * dir_ij[..., None] + dmu_mu * mu[idx_j], idx_i, dim_size=n_atoms)
+        update = self.freecg(torch.cat([dq, dmu], dim=1), state)
+        return q + update[:, :1], mu + update[:, 1:]
+
+
+def spk_to_e3nn_basis(lmax: int) -> Tensor:
+    """Orthogonal ``Q [(lmax+1)^2, (lmax+1)^2]`` with ``Y_e3nn = Q @ Y_spk``, block-diagonal in l.
+
+    SchNetPack's real harmonics are e3nn's (both "integral"-normalised) seen from axes rotated by
+    the cyclic permutation ``R0: (y, z, x) -> (x, y, z)``: its l = 1 block is ``R0`` and every l
+    block is exactly e3nn's Wigner matrix ``D_l(R0)``. ``R0`` is read off SchNetPack's l = 1
+    harmonics and the whole ``Q`` checked against SchNetPack's harmonics to 1e-6 (its own
+    normalisation constants carry float32 rounding). Because ``Q`` is a rotation, CG products are
+    equivariant in either basis; converting keeps FreeCG weights meaning what they mean in e3nn.
+    """
+    from e3nn.o3 import Irrep, spherical_harmonics
+
+    points = torch.randn(64, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    points = points / points.norm(dim=1, keepdim=True)
+    y_spk = RealSphericalHarmonics(lmax, dtype_str="float64")(points)
+    y_e3nn = spherical_harmonics(list(range(lmax + 1)), points, normalize=False, normalization="integral")
+    r0 = torch.linalg.lstsq(y_spk[:, 1:4], y_e3nn[:, 1:4]).solution.T.round()  # a signed permutation
+    q = torch.block_diag(*[Irrep(l, 1).D_from_matrix(r0) for l in range(lmax + 1)])
+    residual = (y_spk @ q.T - y_e3nn).abs().max()
+    if torch.det(r0) != 1 or residual > 1e-6:
+        raise RuntimeError(f"SchNetPack's harmonics are not e3nn's rotated (det {torch.det(r0):.0f}, residual {residual:.1e})")
+    return q
+
+
+class FreeCGSO3Convolution(ExactBuffers):
+    """An ``SO3Convolution`` with FreeCG on its aggregated output (same signature)."""
+
+    def __init__(self, convolution: SO3Convolution, freecg: FreeCGLayer) -> None:
+        super().__init__()
+        self.convolution = convolution
+        self.freecg = freecg
+        self.use_enhancer = freecg.enhancer is not None
+        self.register_exact_buffer("to_e3nn", spk_to_e3nn_basis(convolution.lmax))
+
+    def forward(
+        self, x: Tensor, radial_ij: Tensor, dir_ij: Tensor, cutoff_ij: Tensor, idx_i: Tensor, idx_j: Tensor
+    ) -> Tensor:
+        conv = self.convolution
+        Wij = conv._compute_radial_filter(radial_ij, cutoff_ij)  # [E, n_cg, F]
+        if self.use_enhancer:  # dir_ij here is SO3net's Y_ij (SchNetPack basis); the dot is basis-free
+            Wij = Wij * (1.0 + self.freecg.edge_bias(x[idx_j], dir_ij)[:, None, :])
+        xj = x[idx_j[:, None], conv.idx_in_2[None, :], :]
+        v = Wij * dir_ij[:, conv.idx_in_1, None] * conv.clebsch_gordan[None, :, None] * xj
+        yij = scatter_add(v, conv.idx_out, dim_size=int((conv.lmax + 1) ** 2), dim=1)
+        y = scatter_add(yij, idx_i, dim_size=x.shape[0])
+        q = self.to_e3nn
+        update = self.freecg(torch.matmul(q, y), torch.matmul(q, x))
+        return torch.matmul(q.T, update)
+
+
+def _so3_irreps(lmax: int) -> str:
+    return "+".join(f"{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1))
+
+
+def splice_painn(
+    painn: PaiNN,
+    freecg: Optional[Mapping[str, Any]] = None,
+    layers: Optional[Sequence[int]] = None,
+    identity_start: bool = True,
+) -> PaiNN:
+    """Put FreeCG into an existing PaiNN (in place, keeping its weights) and return it.
+
+    Args:
+        painn: a ``schnetpack.representation.PaiNN``.
+        freecg: FreeCG settings as a mapping (``groups``, ``shuffle``, ``shift``, ``enhancer``,
+            ``group_cg``, ``paths``...). The host sets ``irreps="0e+1o"``, ``channels``,
+            ``symmetry="O3"`` and ``enhancer_out`` (3 x channels); ``paths`` default to
+            :data:`PAINN_PATHS`, ``groups`` to channels / 8.
+        layers: which interactions get FreeCG (default all).
+        identity_start: zero the new weights so the model's outputs are unchanged until trained.
+    """
+    f = painn.n_atom_basis
+    config = _config(freecg, list(PAINN_PATHS), irreps="0e+1o", channels=f, symmetry="O3", enhancer_out=3 * f)
+    if identity_start:
+        config.init = "zeros"
+    for i in _layers(painn.n_interactions, layers):
+        inner = painn.interactions[i]
+        if isinstance(inner, FreeCGPaiNNInteraction):
+            raise ValueError(f"PaiNN interaction {i} already has FreeCG")
+        painn.interactions[i] = FreeCGPaiNNInteraction(inner, FreeCGLayer(config)).to(_dtype_of(inner))
+    return painn
+
+
+def splice_so3net(
+    so3net: SO3net,
+    freecg: Optional[Mapping[str, Any]] = None,
+    layers: Optional[Sequence[int]] = None,
+    identity_start: bool = True,
+) -> SO3net:
+    """Put FreeCG into an existing SO3net (in place, keeping its weights) and return it.
+
+    Args:
+        so3net: a ``schnetpack.representation.SO3net``.
+        freecg: FreeCG settings as a mapping. The host sets ``irreps`` (``0e+1o+2e+...`` up to
+            its lmax), ``channels``, ``symmetry="SO3"`` and ``enhancer_out``; ``paths`` default
+            to every SO(3) path, ``groups`` to channels / 8.
+        layers: which interactions get FreeCG (default all).
+        identity_start: zero the new weights so the model's outputs are unchanged until trained.
+    """
+    f = so3net.n_atom_basis
+    config = _config(freecg, None, irreps=_so3_irreps(so3net.lmax), channels=f, symmetry="SO3", enhancer_out=f)
+    if identity_start:
+        config.init = "zeros"
+    for i in _layers(so3net.n_interactions, layers):
+        inner = so3net.so3convs[i]
+        if isinstance(inner, FreeCGSO3Convolution):
+            raise ValueError(f"SO3net convolution {i} already has FreeCG")
+        so3net.so3convs[i] = FreeCGSO3Convolution(inner, FreeCGLayer(config)).to(_dtype_of(inner))
+    return so3net
+
+
+def _dtype_of(module: nn.Module) -> torch.dtype:
+    return next(module.parameters()).dtype
+
+
+class PaiNNFreeCG(PaiNN):
+    """PaiNN with FreeCG, for ``spktrain`` configs (``_target_: freecg_plugin.adapters.schnetpack.PaiNNFreeCG``).
+
+    Takes every ``PaiNN`` argument, plus:
+
+    Args:
+        freecg: FreeCG settings as a mapping (``groups``, ``shuffle``, ``shift``, ``enhancer``,
+            ``group_cg``, ``init``...); host fields are filled in.
+        freecg_layers: interactions that get FreeCG (default all).
+    """
+
+    def __init__(self, *args: Any, freecg: Optional[Mapping[str, Any]] = None, freecg_layers: Optional[Sequence[int]] = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        splice_painn(self, freecg, freecg_layers, identity_start=False)
+
+
+class SO3netFreeCG(SO3net):
+    """SO3net with FreeCG, for ``spktrain`` configs (``_target_: freecg_plugin.adapters.schnetpack.SO3netFreeCG``).
+
+    Takes every ``SO3net`` argument, plus ``freecg`` (a mapping of FreeCG settings) and
+    ``freecg_layers`` (interactions that get FreeCG, default all).
+    """
+
+    def __init__(self, *args: Any, freecg: Optional[Mapping[str, Any]] = None, freecg_layers: Optional[Sequence[int]] = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        splice_so3net(self, freecg, freecg_layers, identity_start=False)
