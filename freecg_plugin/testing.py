@@ -93,8 +93,8 @@ def assert_equivariant(
     for trial in range(trials):
         for improper in kinds:
             matrix = random_orthogonal(torch.float64, improper, generator)
-            rotated = fn(*[rotate(x, s, matrix) for x, s in zip(inputs, specs_in)])
-            for i, (out, ref, spec) in enumerate(zip(_as_tuple(rotated), expected, specs_out)):
+            rotated = fn(*[rotate(x, s, matrix) for x, s in zip(inputs, specs_in, strict=True)])
+            for i, (out, ref, spec) in enumerate(zip(_as_tuple(rotated), expected, specs_out, strict=True)):
                 what = f"output {i} under a random {'reflection' if improper else 'rotation'} (trial {trial})"
                 _assert_close(out, rotate(ref, spec, matrix), rtol, what)
 
@@ -109,13 +109,13 @@ def assert_permutation_equivariant(
 ) -> None:
     """Permuting axis ``dims_in[i]`` of every input (``None``: not permuted) permutes the
     outputs along ``dims_out`` (``None``: invariant output)."""
-    sizes = {x.shape[d] for x, d in zip(inputs, dims_in) if d is not None}
+    sizes = {x.shape[d] for x, d in zip(inputs, dims_in, strict=True) if d is not None}
     if len(sizes) != 1:
         raise ValueError(f"permuted axes must share one size, got {sizes}")
     perm = torch.randperm(sizes.pop(), generator=generator)
     expected = _as_tuple(fn(*inputs))
-    permuted = fn(*[x if d is None else x.index_select(d, perm) for x, d in zip(inputs, dims_in)])
-    for i, (out, ref, d) in enumerate(zip(_as_tuple(permuted), expected, dims_out)):
+    permuted = fn(*[x if d is None else x.index_select(d, perm) for x, d in zip(inputs, dims_in, strict=True)])
+    for i, (out, ref, d) in enumerate(zip(_as_tuple(permuted), expected, dims_out, strict=True)):
         _assert_close(out, ref if d is None else ref.index_select(d, perm), rtol, f"output {i} under a permutation")
 
 
@@ -215,7 +215,7 @@ def e3nn_reference_group_cg(module) -> Callable[[Tensor, Tensor], Tensor]:
 
     def from_mul_ir(y: Tensor, irreps: Irreps) -> Tensor:
         n, g = y.shape[:2]
-        blocks = [y[..., s].reshape(n, g, k, ir.dim) for s, (_, ir) in zip(irreps.slices(), irreps)]
+        blocks = [y[..., s].reshape(n, g, k, ir.dim) for s, (_, ir) in zip(irreps.slices(), irreps, strict=True)]
         return torch.cat(blocks, dim=-1)
 
     def reference(x1: Tensor, x2: Tensor) -> Tensor:
