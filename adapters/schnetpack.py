@@ -10,9 +10,10 @@ Where the layer goes (see ``shared/HOSTS.md`` §1):
   pairs make scalars. The model stays O(3)-equivariant.
 * **SO3net**: each ``SO3Convolution`` is wrapped. Its output (the scatter-summed messages,
   ``[N,(lmax+1)^2,F]``) and the atom's state are moved to e3nn's basis by an exact orthogonal
-  change of basis per l (:func:`spk_to_e3nn_basis`), transformed, and moved back. SO3net's own
-  convolution couples all (l1, l2, l3), including parity-odd ones, so it is SO(3)-equivariant
-  only; FreeCG follows it with ``symmetry="SO3"``.
+  change of basis per l (:func:`spk_to_e3nn_basis`), transformed, and moved back. SchNetPack's
+  real CG coefficients vanish whenever l1 + l2 + l3 is odd (they are the real part of the
+  complex ones), so SO3net is in fact O(3)-equivariant with irreps ``0e+1o+2e+...``; FreeCG keeps
+  that with ``symmetry="O3"`` (parity-respecting paths only).
 * **Enhancer** (neither host has attention): the invariant ``Linear(sum_m x_j[m] Y_ij[m])`` is
   added to the per-edge filter in proportion to it, ``W_ij (1 + b_ij)``, so it inherits the
   filter's cutoff envelope and vanishes smoothly at the cutoff. The dot product is invariant in
@@ -143,7 +144,7 @@ class FreeCGSO3Convolution(ExactBuffers):
     ) -> Tensor:
         conv = self.convolution
         Wij = conv._compute_radial_filter(radial_ij, cutoff_ij)  # [E, n_cg, F]
-        if self.use_enhancer:  # dir_ij here is SO3net's Y_ij (SchNetPack basis); the dot is basis-free
+        if self.use_enhancer:  # dir_ij here is SO3net's Y_ij (SchNetPack basis): the dot product is basis-free
             Wij = Wij * (1.0 + self.freecg.edge_bias(x[idx_j], dir_ij)[:, None, :])
         xj = x[idx_j[:, None], conv.idx_in_2[None, :], :]
         v = Wij * dir_ij[:, conv.idx_in_1, None] * conv.clebsch_gordan[None, :, None] * xj
@@ -198,13 +199,13 @@ def splice_so3net(
     Args:
         so3net: a ``schnetpack.representation.SO3net``.
         freecg: FreeCG settings as a mapping. The host sets ``irreps`` (``0e+1o+2e+...`` up to
-            its lmax), ``channels``, ``symmetry="SO3"`` and ``enhancer_out``; ``paths`` default
-            to every SO(3) path, ``groups`` to channels / 8.
+            its lmax), ``channels``, ``symmetry="O3"`` and ``enhancer_out``; ``paths`` default
+            to every parity-respecting path, ``groups`` to channels / 8.
         layers: which interactions get FreeCG (default all).
         identity_start: zero the new weights so the model's outputs are unchanged until trained.
     """
     f = so3net.n_atom_basis
-    config = _config(freecg, None, irreps=_so3_irreps(so3net.lmax), channels=f, symmetry="SO3", enhancer_out=f)
+    config = _config(freecg, None, irreps=_so3_irreps(so3net.lmax), channels=f, symmetry="O3", enhancer_out=f)
     if identity_start:
         config.init = "zeros"
     for i in _layers(so3net.n_interactions, layers):

@@ -90,10 +90,21 @@ def test_painn_freecg_symmetries_and_forces(groups, shuffle, molecule, generator
 def test_so3net_freecg_symmetries_and_forces(molecule, generator):
     model = potential(randomise(representation("so3net", {"groups": 2}), generator))
     assert all(isinstance(m, FreeCGSO3Convolution) for m in model.representation.so3convs)
-    # SO3net couples all (l1, l2, l3), parity-odd ones included: rotations only. SchNetPack
-    # generates its CG coefficients in complex64, so the host itself is exact to ~1e-7 only.
-    assert_energy_model_symmetries(energy_fn(model), *molecule, reflection=False, rtol=SO3NET_RTOL, generator=generator)
+    # SchNetPack generates its CG coefficients in complex64: the host itself is exact to ~1e-7 only
+    assert_energy_model_symmetries(energy_fn(model), *molecule, reflection=True, rtol=SO3NET_RTOL, generator=generator)
     assert_forces_match_finite_differences(energy_fn(model), *molecule, generator=generator)
+
+
+def test_so3net_host_has_parity_so_freecg_keeps_it(molecule, generator):
+    from schnetpack.nn.ops.so3 import sh_indices
+
+    product = spk.nn.so3.SO3TensorProduct(3)
+    l, _ = sh_indices(3)
+    sums = l[product.idx_in_1] + l[product.idx_in_2] + l[product.idx_out]
+    assert (sums % 2 == 0).all()  # real CG: parity-odd couplings vanish
+    model = potential(randomise(representation("so3net", {"groups": 2}), generator))
+    assert model.representation.so3convs[0].freecg.config.symmetry == "O3"
+    assert all(p.allowed("O3") for p in model.representation.so3convs[0].freecg.group_cg.paths)
 
 
 def test_so3net_basis_change_is_exact(generator):
