@@ -1,0 +1,199 @@
+"""FreeCG in PyG's ViSNet (``torch_geometric.nn.models.ViSNet``, PyG 2.8.1): the paper's model.
+
+Where the layer goes (``shared/HOSTS.md`` §2): every ``ViS_MP`` (or ``ViS_MP_Vertex``) entry of
+``representation_model.vis_mp_layers`` is replaced by a subclass that
+
+* adds the attention enhancer ``b_ij = Linear(sum_m vec_j[m] d_ij[m])`` (one term per head) to
+  the attention logit before its activation (``message``);
+* writes back ``dvec = vec_out + shuffle(GroupCG(vec_out, vec3 * o1))`` instead of the host's
+  ``vec3 * o1 + vec_out`` (``forward``), where ``vec_out`` is the aggregated message (the
+  abstract edges) and ``vec3 * o1`` the host's self-update vector.
+
+ViSNet's ``vec`` is ``[N, 8, H]`` for lmax 2 (``1o+2e`` in e3nn's basis, unit-norm blocks) or
+``[N, 3, H]`` for lmax 1 (``1o``: no parity-respecting path exists there, so lmax 1 needs
+``symmetry="SO3"``). PyG's ``radius_graph`` needs pyg-lib, which is not on PyPI, so the models
+built or spliced here use :class:`RadiusGraph`, a pure-torch graph with the same contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn.models import ViSNet
+from torch_geometric.nn.models.visnet import ViS_MP, ViS_MP_Vertex
+
+from freecg_plugin.nn import FreeCGConfig, FreeCGLayer
+
+__all__ = [
+    "FreeCGViS_MP",
+    "FreeCGViS_MP_Vertex",
+    "RadiusGraph",
+    "build_visnet_freecg",
+    "splice_visnet",
+]
+
+HOST_KEYS = ("irreps", "channels", "enhancer_out")
+
+
+class RadiusGraph(nn.Module):
+    """ViSNet's ``Distance`` contract without pyg-lib: ``(pos, batch) -> (edge_index, r, vec)``.
+
+    All pairs of the same structure within ``cutoff`` (self-loops included, with ``r = 0``),
+    capped at the ``max_num_neighbors`` nearest per target atom. Row 0 of ``edge_index`` is the
+    source j, row 1 the target i, and ``vec = pos[j] - pos[i]``. Dense per batch (O(N^2)): meant
+    for molecules; periodic systems get their edges from :mod:`freecg_plugin.neighbors`.
+    """
+
+    def __init__(self, cutoff: float, max_num_neighbors: int = 32, add_self_loops: bool = True) -> None:
+        super().__init__()
+        self.cutoff = float(cutoff)
+        self.max_num_neighbors = int(max_num_neighbors)
+        self.add_self_loops = add_self_loops
+
+    def forward(self, pos: Tensor, batch: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        with torch.no_grad():
+            distance = torch.cdist(pos, pos)
+            same = batch[:, None] == batch[None, :]
+            eye = torch.eye(len(pos), dtype=torch.bool, device=pos.device)
+            allowed = same & (distance < self.cutoff) & ~eye
+            k = min(self.max_num_neighbors, len(pos))
+            rank = torch.where(allowed, distance, torch.full_like(distance, float("inf")))
+            nearest = rank.topk(k, dim=1, largest=False).indices  # per target i (rows)
+            keep = torch.zeros_like(allowed).scatter_(1, nearest, True) & allowed
+            if self.add_self_loops:
+                keep = keep | eye
+            target, source = keep.nonzero(as_tuple=True)
+        edge_index = torch.stack([source, target])
+        vec = pos[source] - pos[target]  # ViSNetBlock normalises this in place: weight is computed apart
+        pair = source != target
+        weight = torch.zeros_like(vec[:, 0])
+        weight[pair] = (pos[source[pair]] - pos[target[pair]]).norm(dim=-1)  # no norm at 0 (NaN gradient)
+        return edge_index, weight, vec
+
+
+class _FreeCGViSMixin:
+    """The FreeCG overrides of ``ViS_MP``'s ``forward`` and ``message`` (host lines kept as is)."""
+
+    freecg: FreeCGLayer
+
+    def forward(self, x: Tensor, vec: Tensor, edge_index: Tensor, r_ij: Tensor, f_ij: Tensor, d_ij: Tensor):
+        x = self.layernorm(x)
+        vec = self.vec_layernorm(vec)
+        q = self.q_proj(x).reshape(-1, self.num_heads, self.head_dim)
+        k = self.k_proj(x).reshape(-1, self.num_heads, self.head_dim)
+        v = self.v_proj(x).reshape(-1, self.num_heads, self.head_dim)
+        dk = self.act(self.dk_proj(f_ij)).reshape(-1, self.num_heads, self.head_dim)
+        dv = self.act(self.dv_proj(f_ij)).reshape(-1, self.num_heads, self.head_dim)
+        vec1, vec2, vec3 = torch.split(self.vec_proj(vec), self.hidden_channels, dim=-1)
+        vec_dot = (vec1 * vec2).sum(dim=1)
+        x, vec_out = self.propagate(edge_index, q=q, k=k, v=v, dk=dk, dv=dv, vec=vec, r_ij=r_ij, d_ij=d_ij)
+        o1, o2, o3 = torch.split(self.o_proj(x), self.hidden_channels, dim=1)
+        dx = vec_dot * o2 + o3
+        dvec = self.freecg(vec_out, vec3 * o1.unsqueeze(1))  # FreeCG write-back
+        if self.last_layer:
+            return dx, dvec, None
+        return dx, dvec, self.edge_updater(edge_index, vec=vec, d_ij=d_ij, f_ij=f_ij)
+
+    def message(self, q_i: Tensor, k_j: Tensor, v_j: Tensor, vec_j: Tensor, dk: Tensor, dv: Tensor, r_ij: Tensor, d_ij: Tensor):
+        attn = (q_i * k_j * dk).sum(dim=-1)
+        if self.freecg.enhancer is not None:
+            attn = attn + self.freecg.edge_bias(vec_j, d_ij)  # attention enhancer
+        attn = self.attn_activation(attn) * self.cutoff(r_ij).unsqueeze(1)
+        v_j = (v_j * dv * attn.unsqueeze(2)).view(-1, self.hidden_channels)
+        s1, s2 = torch.split(self.act(self.s_proj(v_j)), self.hidden_channels, dim=1)
+        vec_j = vec_j * s1.unsqueeze(1) + s2.unsqueeze(1) * d_ij.unsqueeze(2)
+        return v_j, vec_j
+
+
+class FreeCGViS_MP(_FreeCGViSMixin, ViS_MP):
+    """``ViS_MP`` with FreeCG; takes ``ViS_MP``'s arguments plus ``freecg`` (a :class:`FreeCGLayer`)."""
+
+    def __init__(self, freecg: FreeCGLayer, **host: Any) -> None:
+        super().__init__(**host)
+        self.freecg = freecg
+
+
+class FreeCGViS_MP_Vertex(_FreeCGViSMixin, ViS_MP_Vertex):
+    """``ViS_MP_Vertex`` with FreeCG; takes its arguments plus ``freecg`` (a :class:`FreeCGLayer`)."""
+
+    def __init__(self, freecg: FreeCGLayer, **host: Any) -> None:
+        super().__init__(**host)
+        self.freecg = freecg
+
+
+def _visnet_config(model: ViSNet, freecg: Optional[Mapping[str, Any]], identity_start: bool) -> FreeCGConfig:
+    block = model.representation_model
+    values = dict(freecg or {})
+    host = {"irreps": "1o+2e" if block.lmax == 2 else "1o", "channels": block.hidden_channels, "enhancer_out": block.num_heads}
+    clash = sorted(key for key in HOST_KEYS if key in values and values[key] != host[key])
+    if clash:
+        raise ValueError(f"FreeCG keys {clash} are set by the host ({ {k: host[k] for k in clash} }); leave them out")
+    values.update(host)
+    values.setdefault("groups", max(1, block.hidden_channels // 8))
+    if identity_start:
+        values.update(init="zeros", keep_self_update=True)
+    return FreeCGConfig.from_dict(values)
+
+
+def splice_visnet(
+    model: ViSNet,
+    freecg: Optional[Mapping[str, Any]] = None,
+    layers: Optional[Sequence[int]] = None,
+    identity_start: bool = True,
+) -> ViSNet:
+    """Put FreeCG into an existing ViSNet (in place, keeping its weights) and return it.
+
+    Args:
+        model: a ``torch_geometric.nn.models.ViSNet``.
+        freecg: FreeCG settings as a mapping (``groups``, ``shuffle``, ``shift``, ``enhancer``,
+            ``group_cg``, ``paths``, ``symmetry``...). The host sets ``irreps`` (``1o+2e`` for
+            lmax 2), ``channels`` (hidden_channels) and ``enhancer_out`` (heads); ``groups``
+            defaults to hidden_channels / 8.
+        layers: which interaction layers get FreeCG (default all).
+        identity_start: zero the new weights and keep the host's self-update term
+            (``dvec = vec_out + vec3 * o1 + shuffle(P)``), so the model computes exactly what it did
+            until fine-tuned. ``False``: the paper's write-back ``vec_out + shuffle(P)``.
+
+    The graph module is replaced by :class:`RadiusGraph` (same contract, no pyg-lib needed).
+    """
+    block = model.representation_model
+    config = _visnet_config(model, freecg, identity_start)
+    chosen = list(range(len(block.vis_mp_layers))) if layers is None else [int(i) for i in layers]
+    bad = [i for i in chosen if not 0 <= i < len(block.vis_mp_layers)]
+    if bad:
+        raise ValueError(f"FreeCG layers {bad} out of range for {len(block.vis_mp_layers)} ViSNet layers")
+    for i in chosen:
+        old = block.vis_mp_layers[i]
+        if isinstance(old, _FreeCGViSMixin):
+            raise ValueError(f"ViSNet layer {i} already has FreeCG")
+        cls = FreeCGViS_MP_Vertex if isinstance(old, ViS_MP_Vertex) else FreeCGViS_MP
+        new = cls(
+            FreeCGLayer(config),
+            num_heads=old.num_heads,
+            hidden_channels=old.hidden_channels,
+            cutoff=old.cutoff.cutoff,
+            vecnorm_type=old.vec_layernorm.norm_type,
+            trainable_vecnorm=isinstance(old.vec_layernorm.weight, nn.Parameter),
+            last_layer=old.last_layer,
+        )
+        missing, unexpected = new.load_state_dict(old.state_dict(), strict=False)
+        if unexpected or any(not key.startswith("freecg.") for key in missing):
+            raise RuntimeError(f"ViSNet layer {i}: state does not map onto the FreeCG layer ({missing}, {unexpected})")
+        block.vis_mp_layers[i] = new.to(next(old.parameters()))
+    block.distance = RadiusGraph(block.cutoff, block.max_num_neighbors)
+    return model
+
+
+def build_visnet_freecg(freecg: Optional[Mapping[str, Any]] = None, layers: Optional[Sequence[int]] = None, **visnet: Any) -> ViSNet:
+    """The paper's model: a ``ViSNet(**visnet)`` with FreeCG in ``layers`` (default all), built
+    from scratch with the paper's write-back ``vec_out + shuffle(P)``.
+
+    Args:
+        freecg: FreeCG settings (see :func:`splice_visnet`).
+        layers: which layers get FreeCG.
+        **visnet: every ``ViSNet`` argument (SPEC §4: ``lmax=2, num_heads=8, num_layers=9,
+            hidden_channels=256, num_rbf=32, cutoff=5.0, max_num_neighbors=32, derivative=True``).
+    """
+    return splice_visnet(ViSNet(**visnet), freecg, layers, identity_start=False)

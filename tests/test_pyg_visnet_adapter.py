@@ -1,0 +1,127 @@
+import pytest
+import torch
+
+pytest.importorskip("torch_geometric")
+from torch_geometric.nn.models import ViSNet  # noqa: E402
+
+from freecg_plugin.adapters.pyg_visnet import (  # noqa: E402
+    FreeCGViS_MP,
+    FreeCGViS_MP_Vertex,
+    RadiusGraph,
+    build_visnet_freecg,
+    splice_visnet,
+)
+from freecg_plugin.testing import (  # noqa: E402
+    assert_energy_model_symmetries,
+    assert_forces_match_finite_differences,
+)
+
+SMALL = dict(lmax=2, num_heads=2, num_layers=2, hidden_channels=16, num_rbf=8, cutoff=4.0, max_num_neighbors=32)
+
+
+def randomise_freecg(model, generator):
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "freecg" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.2)
+    return model
+
+
+def energy_fn(model):
+    def energy(positions, numbers, cell=None):
+        y, _ = model(numbers, positions, torch.zeros(len(numbers), dtype=torch.long))
+        return y.sum()
+
+    return energy
+
+
+@pytest.fixture
+def molecule(generator):
+    positions = torch.randn(8, 3, dtype=torch.float64, generator=generator) * 1.3
+    return positions, torch.tensor([6, 1, 8, 1, 6, 7, 1, 1])
+
+
+@pytest.mark.parametrize("vertex", [False, True])
+def test_paper_model_symmetries_and_forces(vertex, molecule, float64, generator):
+    model = randomise_freecg(build_visnet_freecg({"groups": 4}, vertex=vertex, **SMALL), generator)
+    expected = FreeCGViS_MP_Vertex if vertex else FreeCGViS_MP
+    assert all(type(layer) is expected for layer in model.representation_model.vis_mp_layers)
+    assert_energy_model_symmetries(energy_fn(model), *molecule, reflection=True, generator=generator)
+    assert_forces_match_finite_differences(energy_fn(model), *molecule, generator=generator)
+
+
+def test_paper_write_back_by_default(float64):
+    model = build_visnet_freecg({"groups": 4}, **SMALL)
+    layer = model.representation_model.vis_mp_layers[0].freecg
+    assert not layer.keep_self_update and layer.group_cg.weight.abs().max() > 0
+    assert layer.enhancer is not None and layer.enhancer.linear.out_features == SMALL["num_heads"]
+
+
+def test_enhancer_and_group_cg_change_the_energy(molecule, float64, generator):
+    model = randomise_freecg(build_visnet_freecg({"groups": 4}, **SMALL), generator)
+    energy = energy_fn(model)(*molecule)
+    with torch.no_grad():
+        for layer in model.representation_model.vis_mp_layers:
+            layer.freecg.enhancer.linear.weight.zero_()
+    assert energy_fn(model)(*molecule) != energy
+
+
+def test_splice_into_trained_host_is_exact(molecule, float64, generator):
+    host = ViSNet(**SMALL)
+    with torch.no_grad():  # stands for trained weights
+        for parameter in host.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.1)
+    host.representation_model.distance = RadiusGraph(SMALL["cutoff"], SMALL["max_num_neighbors"])
+    before = energy_fn(host)(*molecule)
+    spliced = splice_visnet(host, {"groups": 4})
+    assert torch.equal(energy_fn(spliced)(*molecule), before)
+    layer = spliced.representation_model.vis_mp_layers[1].freecg
+    assert layer.keep_self_update and layer.group_cg.weight.abs().max() == 0
+
+
+def test_batch_equals_each_molecule_alone(float64, generator):
+    model = randomise_freecg(build_visnet_freecg({"groups": 4}, **SMALL), generator)
+    a = torch.randn(5, 3, generator=generator) * 1.2
+    b = torch.randn(7, 3, generator=generator) * 1.2 + 2.0  # overlapping in space: batch must separate them
+    za, zb = torch.tensor([6, 1, 1, 8, 1]), torch.tensor([6, 6, 1, 1, 7, 1, 1])
+    y, _ = model(torch.cat([za, zb]), torch.cat([a, b]), torch.tensor([0] * 5 + [1] * 7))
+    ya, _ = model(za, a, torch.zeros(5, dtype=torch.long))
+    yb, _ = model(zb, b, torch.zeros(7, dtype=torch.long))
+    assert torch.allclose(y.view(-1), torch.cat([ya, yb]).view(-1), rtol=1e-12, atol=1e-12)
+
+
+def test_radius_graph_matches_brute_force(generator):
+    pos = torch.randn(30, 3, generator=generator) * 2
+    batch = torch.tensor([0] * 12 + [1] * 18)
+    edge_index, weight, vec = RadiusGraph(2.5, max_num_neighbors=100)(pos, batch)
+    found = {(int(j), int(i)) for j, i in edge_index.T}
+    expected = {
+        (j, i) for i in range(30) for j in range(30)
+        if batch[i] == batch[j] and (i == j or (pos[i] - pos[j]).norm() < 2.5)
+    }
+    assert found == expected
+    assert torch.allclose(vec, pos[edge_index[0]] - pos[edge_index[1]])
+    assert torch.all(weight[edge_index[0] == edge_index[1]] == 0)
+    capped, _, _ = RadiusGraph(2.5, max_num_neighbors=3)(pos, batch)
+    assert torch.bincount(capped[1][capped[0] != capped[1]], minlength=30).max() <= 3
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [dict(group_cg=False, shuffle=False, enhancer=False), dict(shuffle=False, enhancer=False), dict(enhancer=False), dict(groups=8)],
+)
+def test_ablation_configs_build_and_run(switches, molecule):
+    model = build_visnet_freecg(switches, **SMALL)
+    positions, numbers = molecule
+    y, _ = model(numbers, positions.float(), torch.zeros(len(numbers), dtype=torch.long))
+    assert torch.isfinite(y).all()
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match="set by the host"):
+        build_visnet_freecg({"channels": 32}, **SMALL)
+    with pytest.raises(ValueError, match="no CG path"):
+        build_visnet_freecg({"groups": 4}, **{**SMALL, "lmax": 1})
+    build_visnet_freecg({"groups": 4, "symmetry": "SO3"}, **{**SMALL, "lmax": 1})
+    with pytest.raises(ValueError, match="already has FreeCG"):
+        splice_visnet(build_visnet_freecg({"groups": 4}, **SMALL))
