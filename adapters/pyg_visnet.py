@@ -30,6 +30,7 @@ __all__ = [
     "FreeCGViS_MP",
     "FreeCGViS_MP_Vertex",
     "RadiusGraph",
+    "ViSNetPotential",
     "build_visnet_freecg",
     "splice_visnet",
 ]
@@ -197,3 +198,53 @@ def build_visnet_freecg(freecg: Optional[Mapping[str, Any]] = None, layers: Opti
             hidden_channels=256, num_rbf=32, cutoff=5.0, max_num_neighbors=32, derivative=True``).
     """
     return splice_visnet(ViSNet(**visnet), freecg, layers, identity_start=False)
+
+
+class ViSNetPotential(nn.Module):
+    """A (FreeCG-)ViSNet evaluated on an explicit graph, so periodic cells work.
+
+    PyG's ``ViSNet.forward(z, pos, batch)`` builds its own (non-periodic) graph. This module runs
+    the same submodules in the same order as ``ViSNetBlock.forward`` and ``ViSNet.forward`` on a
+    graph given by the caller (e.g. :func:`freecg_plugin.neighbors.neighbor_list`), adding the
+    host's zero-length self-loops itself. Host behaviour kept: ViSNet's neighbour embedding drops
+    edges whose two ends are the same atom, which in cells smaller than the cutoff also drops
+    periodic images of the atom itself. No ``max_num_neighbors`` cap is applied to given graphs.
+
+    Shapes:
+        numbers ``[N]``, positions ``[N, 3]``, batch ``[N]``, edge_index ``[2, E]`` (source j,
+        target i, no self-loops), edge_vec ``[E, 3]`` (``r_j - r_i`` with periodic shifts)
+        -> energy ``[num_graphs]``.
+    """
+
+    def __init__(self, visnet: ViSNet) -> None:
+        super().__init__()
+        self.visnet = visnet
+
+    def forward(self, numbers: Tensor, positions: Tensor, batch: Tensor, edge_index: Tensor, edge_vec: Tensor, num_graphs: int) -> Tensor:
+        rep = self.visnet.representation_model
+        n = numbers.shape[0]
+        loops = torch.arange(n, device=numbers.device)
+        edge_index = torch.cat([edge_index, torch.stack([loops, loops])], dim=1)
+        length = edge_vec.norm(dim=-1)
+        edge_weight = torch.cat([length, length.new_zeros(n)])
+        direction = torch.cat([edge_vec / length.unsqueeze(1), edge_vec.new_zeros(n, 3)])
+        x = rep.embedding(numbers)
+        edge_attr = rep.distance_expansion(edge_weight)
+        sh = rep.sphere(direction)
+        x = rep.neighbor_embedding(numbers, x, edge_index, edge_weight, edge_attr)
+        vec = x.new_zeros(n, (rep.lmax + 1) ** 2 - 1, x.shape[1])
+        edge_attr = rep.edge_embedding(edge_index, edge_attr, x)
+        for layer in rep.vis_mp_layers:
+            dx, dvec, dedge = layer(x, vec, edge_index, edge_weight, edge_attr, sh)
+            x, vec = x + dx, vec + dvec
+            if dedge is not None:
+                edge_attr = edge_attr + dedge
+        x, vec = rep.out_norm(x), rep.vec_out_norm(vec)
+        model = self.visnet
+        atomic = model.output_model.pre_reduce(x, vec) * model.std
+        if model.prior_model is not None:
+            atomic = model.prior_model(atomic, numbers)
+        energy = atomic.new_zeros(num_graphs, atomic.shape[1]).index_add(0, batch, atomic)
+        if model.reduce_op == "mean":
+            energy = energy / torch.bincount(batch, minlength=num_graphs).clamp_min(1).unsqueeze(1)
+        return (energy + model.mean).squeeze(1)

@@ -125,3 +125,62 @@ def test_bad_settings():
     build_visnet_freecg({"groups": 4, "symmetry": "SO3"}, **{**SMALL, "lmax": 1})
     with pytest.raises(ValueError, match="already has FreeCG"):
         splice_visnet(build_visnet_freecg({"groups": 4}, **SMALL))
+
+
+# --- explicit-graph potential: periodic cells, stress -------------------------------------------
+
+from freecg_plugin.adapters.pyg_visnet import ViSNetPotential  # noqa: E402
+from freecg_plugin.atomistic import Structure, collate, evaluate  # noqa: E402
+
+CELL = torch.tensor([[6.0, 0.0, 0.0], [1.2, 5.5, 0.0], [-0.7, 0.9, 6.3]], dtype=torch.float64)
+
+
+def potential_energy_fn(potential, pbc):
+    def energy(positions, numbers, cell=None):
+        graph = collate([Structure(numbers, positions, cell, pbc)], SMALL["cutoff"])
+        return evaluate(potential, graph, forces=False)["energy"].sum()
+
+    return energy
+
+
+@pytest.fixture
+def crystal(generator):
+    positions = torch.rand(10, 3, dtype=torch.float64, generator=generator) @ CELL
+    return positions, torch.tensor([8, 1, 1, 8, 1, 1, 3, 15, 16, 16]), CELL.clone()
+
+
+def test_potential_matches_visnet_on_molecules(molecule, float64, generator):
+    model = randomise_freecg(build_visnet_freecg({"groups": 4}, **SMALL), generator)
+    potential = ViSNetPotential(model)
+    assert torch.allclose(potential_energy_fn(potential, False)(*molecule), energy_fn(model)(*molecule), rtol=1e-12)
+
+
+def test_periodic_symmetries_forces_and_stress(crystal, float64, generator):
+    potential = ViSNetPotential(randomise_freecg(build_visnet_freecg({"groups": 4}, **SMALL), generator))
+    energy = potential_energy_fn(potential, True)
+    assert_energy_model_symmetries(energy, *crystal, reflection=True, generator=generator)
+    assert_forces_match_finite_differences(energy, *crystal, generator=generator)
+    positions, numbers, cell = crystal
+    # stress = (1/V) dE/d(strain), against central differences of the energy
+    stress = evaluate(potential, collate([Structure(numbers, positions, cell, True)], SMALL["cutoff"]), stress=True)["stress"][0]
+    h, volume = 1e-5, torch.linalg.det(cell).abs()
+    for a, b in [(0, 0), (1, 2), (2, 0)]:
+        strain = torch.zeros(3, 3, dtype=torch.float64)
+        strain[a, b] = strain[b, a] = h / 2 if a != b else h
+        deform = lambda e: energy(positions @ (torch.eye(3, dtype=torch.float64) + e), numbers, cell @ (torch.eye(3, dtype=torch.float64) + e))  # noqa: E731
+        numeric = (deform(strain) - deform(-strain)) / (2 * h) / volume
+        assert torch.allclose(numeric, stress[a, b], rtol=1e-6, atol=1e-9)  # symmetric strain h/2 + h/2
+    assert torch.allclose(stress, stress.T)
+
+
+def test_bad_inputs_are_named(crystal):
+    positions, numbers, cell = crystal
+    with pytest.raises(ValueError, match="structure 0: non-finite"):
+        collate([Structure(numbers, positions.clone().fill_(float("nan")), cell, True)], 4.0)
+    lonely = torch.tensor([[0.0, 0, 0], [0.9, 0, 0], [30.0, 0, 0]])
+    with pytest.raises(ValueError, match=r"structure 1: atoms \[2\] have no neighbour"):
+        collate([Structure(numbers[:3], positions[:3].float(), cell.float(), True), Structure(numbers[:3], lonely)], 4.0)
+    with pytest.raises(ValueError, match="zero volume"):
+        collate([Structure(numbers, positions, torch.zeros(3, 3, dtype=torch.float64), True)], 4.0)
+    with pytest.raises(ValueError, match="no structures"):
+        collate([], 4.0)

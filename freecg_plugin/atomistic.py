@@ -1,0 +1,117 @@
+"""Structures -> batched graphs -> energy, forces and stress, for any graph energy model.
+
+A graph energy model is called as ``model(numbers, positions, batch, edge_index, edge_vec,
+num_graphs) -> energy [num_graphs]`` (e.g. :class:`freecg_plugin.adapters.pyg_visnet.ViSNetPotential`).
+Forces are ``-dE/dr``; stress is ``(1/V) dE/d(strain)`` (ASE's convention, eV/Å^3 when energies
+are in eV), taken through a symmetric strain applied to positions and cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from .neighbors import check_structure, neighbor_list
+
+__all__ = ["Structure", "GraphBatch", "collate", "evaluate"]
+
+
+@dataclass
+class Structure:
+    """One structure: ``numbers [n]``, ``positions [n, 3]`` (Å), optional ``cell [3, 3]``
+    (rows are lattice vectors) with ``pbc``."""
+
+    numbers: Tensor
+    positions: Tensor
+    cell: Optional[Tensor] = None
+    pbc: bool = False
+
+
+@dataclass
+class GraphBatch:
+    """Structures concatenated, with their neighbour lists (edge ``j -> i``, integer ``shifts``)."""
+
+    numbers: Tensor
+    positions: Tensor
+    batch: Tensor
+    cell: Tensor  # [B, 3, 3]; zeros for molecules
+    edge_index: Tensor
+    shifts: Tensor
+    num_graphs: int
+
+
+def collate(structures: Sequence[Structure], cutoff: float, allow_isolated: bool = False) -> GraphBatch:
+    """Check each structure, build its neighbour list and concatenate.
+
+    Raises:
+        ValueError: for an empty list, a bad structure (see :func:`check_structure`), or an atom
+            with no neighbour within the cutoff (unless ``allow_isolated``), naming the structure.
+    """
+    if not structures:
+        raise ValueError("no structures to evaluate")
+    numbers, positions, batch, cells, edges, shifts = [], [], [], [], [], []
+    offset = 0
+    for index, s in enumerate(structures):
+        try:
+            check_structure(s.positions, s.numbers, s.cell, s.pbc)
+        except ValueError as err:
+            raise ValueError(f"structure {index}: {err}") from None
+        edge_index, shift = neighbor_list(s.positions, cutoff, s.cell, s.pbc)
+        if not allow_isolated:
+            lonely = torch.ones(len(s.numbers), dtype=torch.bool)
+            lonely[edge_index[1]] = False
+            if lonely.any():
+                raise ValueError(
+                    f"structure {index}: atoms {lonely.nonzero().view(-1).tolist()[:10]} have no neighbour within {cutoff} Å"
+                )
+        numbers.append(s.numbers)
+        positions.append(s.positions)
+        batch.append(torch.full((len(s.numbers),), index, dtype=torch.long))
+        cell = s.cell if (s.cell is not None and s.pbc) else torch.zeros(3, 3, dtype=s.positions.dtype)
+        cells.append(cell.to(s.positions.dtype))
+        edges.append(edge_index + offset)
+        shifts.append(shift)
+        offset += len(s.numbers)
+    return GraphBatch(
+        torch.cat(numbers), torch.cat(positions), torch.cat(batch), torch.stack(cells),
+        torch.cat(edges, dim=1), torch.cat(shifts), len(structures),
+    )
+
+
+def evaluate(
+    model: Callable[..., Tensor],
+    graph: GraphBatch,
+    forces: bool = True,
+    stress: bool = False,
+    training: bool = False,
+) -> Dict[str, Tensor]:
+    """Energy ``[B]``, forces ``[N, 3]`` and stress ``[B, 3, 3]`` (when asked) by autograd.
+
+    ``training=True`` keeps the graph of the derivatives so that a loss on forces can be
+    back-propagated.
+    """
+    positions = graph.positions
+    strain = torch.zeros(graph.num_graphs, 3, 3, dtype=positions.dtype, device=positions.device)
+    if forces:
+        positions = positions.detach().requires_grad_(True) if not positions.requires_grad else positions
+    if stress:
+        strain.requires_grad_(True)
+    symmetric = 0.5 * (strain + strain.transpose(1, 2))
+    deformed = positions + torch.einsum("ni,nij->nj", positions, symmetric[graph.batch])
+    cell = graph.cell + torch.bmm(graph.cell, symmetric)
+    src, dst = graph.edge_index
+    edge_vec = deformed[src] - deformed[dst] + torch.einsum("ei,eij->ej", graph.shifts, cell[graph.batch[dst]])
+    energy = model(graph.numbers, deformed, graph.batch, graph.edge_index, edge_vec, graph.num_graphs)
+    out = {"energy": energy}
+    wrt = ([positions] if forces else []) + ([strain] if stress else [])
+    if wrt:
+        grads = torch.autograd.grad(energy.sum(), wrt, create_graph=training)
+        if forces:
+            out["forces"] = -grads[0]
+        if stress:
+            volume = torch.linalg.det(graph.cell).abs().unsqueeze(-1).unsqueeze(-1)
+            out["stress"] = grads[-1] / volume
+    return out
