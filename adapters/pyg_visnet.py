@@ -9,6 +9,14 @@ Where the layer goes (``shared/HOSTS.md`` §2): every ``ViS_MP`` (or ``ViS_MP_Ve
   ``vec3 * o1 + vec_out`` (``forward``), where ``vec_out`` is the aggregated message (the
   abstract edges) and ``vec3 * o1`` the host's self-update vector.
 
+PyG's ViSNet is not continuous at the cutoff once trained: the vector message
+``vec_j * s1 + s2 * d_ij`` keeps ``act(s_proj.bias)`` when the attention vanishes, so the energy
+jumps as an atom crosses the cutoff (measured: 0.46 energy units with random weights; zero only
+while ``s_proj.bias`` is zero, as at initialisation). With ``smooth_cutoff`` (the default for
+models built here) the vector message is multiplied by the cutoff function too. Splicing into a
+trained host keeps the host's message (``smooth_cutoff=False``) unless asked, so that its energies
+are reproduced exactly.
+
 ViSNet's ``vec`` is ``[N, 8, H]`` for lmax 2 (``1o+2e`` in e3nn's basis, unit-norm blocks) or
 ``[N, 3, H]`` for lmax 1 (``1o``: no parity-respecting path exists there, so lmax 1 needs
 ``symmetry="SO3"``). PyG's ``radius_graph`` needs pyg-lib, which is not on PyPI, so the models
@@ -78,6 +86,7 @@ class _FreeCGViSMixin:
     """The FreeCG overrides of ``ViS_MP``'s ``forward`` and ``message`` (host lines kept as is)."""
 
     freecg: FreeCGLayer
+    smooth_cutoff: bool
 
     def forward(self, x: Tensor, vec: Tensor, edge_index: Tensor, r_ij: Tensor, f_ij: Tensor, d_ij: Tensor):
         x = self.layernorm(x)
@@ -105,23 +114,28 @@ class _FreeCGViSMixin:
         v_j = (v_j * dv * attn.unsqueeze(2)).view(-1, self.hidden_channels)
         s1, s2 = torch.split(self.act(self.s_proj(v_j)), self.hidden_channels, dim=1)
         vec_j = vec_j * s1.unsqueeze(1) + s2.unsqueeze(1) * d_ij.unsqueeze(2)
+        if self.smooth_cutoff:  # the host's vector message does not vanish at the cutoff
+            vec_j = vec_j * self.cutoff(r_ij).view(-1, 1, 1)
         return v_j, vec_j
 
 
 class FreeCGViS_MP(_FreeCGViSMixin, ViS_MP):
-    """``ViS_MP`` with FreeCG; takes ``ViS_MP``'s arguments plus ``freecg`` (a :class:`FreeCGLayer`)."""
+    """``ViS_MP`` with FreeCG; takes ``ViS_MP``'s arguments plus ``freecg`` (a :class:`FreeCGLayer`)
+    and ``smooth_cutoff`` (multiply the vector message by the cutoff function)."""
 
-    def __init__(self, freecg: FreeCGLayer, **host: Any) -> None:
+    def __init__(self, freecg: FreeCGLayer, smooth_cutoff: bool = True, **host: Any) -> None:
         super().__init__(**host)
         self.freecg = freecg
+        self.smooth_cutoff = smooth_cutoff
 
 
 class FreeCGViS_MP_Vertex(_FreeCGViSMixin, ViS_MP_Vertex):
-    """``ViS_MP_Vertex`` with FreeCG; takes its arguments plus ``freecg`` (a :class:`FreeCGLayer`)."""
+    """``ViS_MP_Vertex`` with FreeCG; takes its arguments plus ``freecg`` and ``smooth_cutoff``."""
 
-    def __init__(self, freecg: FreeCGLayer, **host: Any) -> None:
+    def __init__(self, freecg: FreeCGLayer, smooth_cutoff: bool = True, **host: Any) -> None:
         super().__init__(**host)
         self.freecg = freecg
+        self.smooth_cutoff = smooth_cutoff
 
 
 def _visnet_config(model: ViSNet, freecg: Optional[Mapping[str, Any]], identity_start: bool) -> FreeCGConfig:
@@ -143,6 +157,7 @@ def splice_visnet(
     freecg: Optional[Mapping[str, Any]] = None,
     layers: Optional[Sequence[int]] = None,
     identity_start: bool = True,
+    smooth_cutoff: Optional[bool] = None,
 ) -> ViSNet:
     """Put FreeCG into an existing ViSNet (in place, keeping its weights) and return it.
 
@@ -156,6 +171,8 @@ def splice_visnet(
         identity_start: zero the new weights and keep the host's self-update term
             (``dvec = vec_out + vec3 * o1 + shuffle(P)``), so the model computes exactly what it did
             until fine-tuned. ``False``: the paper's write-back ``vec_out + shuffle(P)``.
+        smooth_cutoff: multiply the vector message by the cutoff function so the energy is
+            continuous at the cutoff (see the module notes). Default: ``not identity_start``.
 
     The graph module is replaced by :class:`RadiusGraph` (same contract, no pyg-lib needed).
     """
@@ -172,6 +189,7 @@ def splice_visnet(
         cls = FreeCGViS_MP_Vertex if isinstance(old, ViS_MP_Vertex) else FreeCGViS_MP
         new = cls(
             FreeCGLayer(config),
+            smooth_cutoff=(not identity_start) if smooth_cutoff is None else smooth_cutoff,
             num_heads=old.num_heads,
             hidden_channels=old.hidden_channels,
             cutoff=old.cutoff.cutoff,
@@ -189,7 +207,8 @@ def splice_visnet(
 
 def build_visnet_freecg(freecg: Optional[Mapping[str, Any]] = None, layers: Optional[Sequence[int]] = None, **visnet: Any) -> ViSNet:
     """The paper's model: a ``ViSNet(**visnet)`` with FreeCG in ``layers`` (default all), built
-    from scratch with the paper's write-back ``vec_out + shuffle(P)``.
+    from scratch with the paper's write-back ``vec_out + shuffle(P)`` and a vector message that
+    vanishes at the cutoff.
 
     Args:
         freecg: FreeCG settings (see :func:`splice_visnet`).

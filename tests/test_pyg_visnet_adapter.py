@@ -184,3 +184,28 @@ def test_bad_inputs_are_named(crystal):
         collate([Structure(numbers, positions, torch.zeros(3, 3, dtype=torch.float64), True)], 4.0)
     with pytest.raises(ValueError, match="no structures"):
         collate([], 4.0)
+
+
+def test_energy_is_smooth_as_an_atom_crosses_the_cutoff(float64, generator):
+    model = build_visnet_freecg({"groups": 4}, **SMALL)
+    with torch.no_grad():  # all weights, biases included: ViSNet starts with zero biases, which hide jumps
+        for parameter in model.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.2)
+    potential = ViSNetPotential(model)
+    numbers = torch.tensor([8, 6])
+    cutoff = SMALL["cutoff"]
+
+    def at(distance):  # a pair at `distance`; beyond the cutoff both atoms are alone
+        positions = torch.tensor([[0.0, 0.0, 0.0], [distance, 0.0, 0.0]], dtype=torch.float64)
+        graph = collate([Structure(numbers, positions)], cutoff, allow_isolated=True)
+        return float(evaluate(potential, graph, forces=False)["energy"][0])
+
+    apart = at(cutoff + 1e-3)
+    assert at(cutoff + 0.5) == pytest.approx(apart, abs=1e-12)
+    gaps = [abs(at(cutoff - d) - apart) for d in (1e-1, 1e-2, 1e-3)]
+    assert gaps[0] > 1e-8  # the pair does interact inside the cutoff
+    assert gaps[1] < 0.2 * gaps[0] and gaps[2] < 0.2 * gaps[1], gaps  # a jump would leave a constant gap
+    # the host's own message (kept when splicing for exactness) jumps: the check above can fail
+    for layer in model.representation_model.vis_mp_layers:
+        layer.smooth_cutoff = False
+    assert abs(at(cutoff - 1e-4) - apart) > 1e-3

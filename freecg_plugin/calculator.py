@@ -1,0 +1,50 @@
+"""ASE calculator for a trained checkpoint: energy, forces, and stress for periodic cells (eV, Å)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+
+from .atomistic import Structure, collate, evaluate
+from .data.units import convert_energy
+
+__all__ = ["FreeCGCalculator"]
+
+
+class FreeCGCalculator(Calculator):
+    """``FreeCGCalculator("runs/small/checkpoints/best.ckpt")``; works in ``ase.md`` dynamics.
+
+    The model's energies are in the unit of its training data (stored in the checkpoint) and are
+    converted to eV (forces to eV/Å, stress to eV/Å^3) for ASE.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, checkpoint: str, device: str = "cpu", dtype: torch.dtype = torch.float64, **kwargs) -> None:
+        super().__init__(**kwargs)
+        from .training.task import PotentialTask
+
+        task = PotentialTask.load_from_checkpoint(checkpoint, map_location=device)
+        self.model = task.inference_model.to(dtype).eval()
+        self.cutoff = float(task.config.model.visnet.get("cutoff", 5.0))
+        self.scale = convert_energy(1.0, task.energy_unit, "eV")
+        self.device, self.dtype = device, dtype
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        periodic = bool(self.atoms.pbc.any())
+        if periodic and not self.atoms.pbc.all():
+            raise ValueError("mixed periodicity is not supported; set pbc to all True or all False")
+        structure = Structure(
+            torch.tensor(self.atoms.numbers, dtype=torch.long, device=self.device),
+            torch.tensor(self.atoms.positions, dtype=self.dtype, device=self.device),
+            torch.tensor(np.asarray(self.atoms.cell), dtype=self.dtype, device=self.device) if periodic else None,
+            periodic,
+        )
+        out = evaluate(self.model, collate([structure], self.cutoff, allow_isolated=True), forces=True, stress=periodic)
+        energy = float(out["energy"][0]) * self.scale
+        self.results = {"energy": energy, "free_energy": energy, "forces": out["forces"].detach().cpu().numpy() * self.scale}
+        if periodic:
+            stress = out["stress"][0].detach().cpu().numpy() * self.scale
+            self.results["stress"] = stress.reshape(9)[[0, 4, 8, 5, 2, 1]]  # Voigt: xx yy zz yz xz xy

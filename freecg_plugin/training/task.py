@@ -1,0 +1,110 @@
+"""Lightning training of a graph energy model on energies and forces."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from ..atomistic import collate, evaluate
+from ..data import AtomsData
+from .config import TrainConfig
+
+__all__ = ["FrameLoader", "PotentialTask", "build_potential"]
+
+
+def build_potential(config: TrainConfig, energy_mean: float = 0.0, energy_std: float = 1.0):
+    """ViSNet (+ FreeCG unless ``model.freecg`` is null) as an explicit-graph potential."""
+    from torch_geometric.nn.models import ViSNet
+
+    from ..adapters.pyg_visnet import RadiusGraph, ViSNetPotential, build_visnet_freecg
+
+    visnet_args = dict(config.model.visnet, mean=float(energy_mean), std=float(energy_std), derivative=False)
+    if config.model.freecg is None:
+        visnet = ViSNet(**visnet_args)
+        visnet.representation_model.distance = RadiusGraph(visnet.representation_model.cutoff)
+    else:
+        visnet = build_visnet_freecg(config.model.freecg, config.model.freecg_layers, **visnet_args)
+    return ViSNetPotential(visnet)
+
+
+class FrameLoader(torch.utils.data.DataLoader):
+    """Batches of frames as ``{"graph": GraphBatch, "energy": [B], "forces": [N, 3]}``
+    (neighbour lists built per batch, float32)."""
+
+    def __init__(self, data: AtomsData, cutoff: float, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+        self.data, self.cutoff = data, cutoff
+        generator = torch.Generator().manual_seed(seed)
+        super().__init__(range(len(data)), batch_size=batch_size, shuffle=shuffle, collate_fn=self._collate, generator=generator)
+
+    def _collate(self, indices) -> Dict[str, Any]:
+        frames = [self.data.structures[i] for i in indices]
+        graph = collate(frames, self.cutoff)
+        graph.positions, graph.cell, graph.shifts = graph.positions.float(), graph.cell.float(), graph.shifts.float()
+        return {
+            "graph": graph,
+            "energy": self.data.energy[list(indices)].float(),
+            "forces": torch.cat([self.data.forces[i] for i in indices]).float(),
+        }
+
+
+class PotentialTask(L.LightningModule):
+    """Energy + force MSE (weights from the config), AdamW with linear warm-up then
+    reduce-on-plateau, optional EMA of the weights (used for validation, test and export)."""
+
+    def __init__(self, config: Dict[str, Any], energy_mean: float = 0.0, energy_std: float = 1.0, energy_unit: str = "eV") -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.energy_unit = energy_unit
+        self.config = TrainConfig.from_dict(config)
+        self.model = build_potential(self.config, energy_mean, energy_std)
+        decay = self.config.optim.ema_decay
+        self.ema: Optional[torch.optim.swa_utils.AveragedModel] = None
+        if decay:
+            self.ema = torch.optim.swa_utils.AveragedModel(
+                self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True
+            )
+
+    @property
+    def inference_model(self):
+        return self.ema.module if self.ema is not None else self.model
+
+    def predict_batch(self, batch: Dict[str, Any], training: bool = False) -> Dict[str, Tensor]:
+        model = self.model if training else self.inference_model
+        with torch.enable_grad():
+            return evaluate(model, batch["graph"], forces=True, training=training)
+
+    def _losses(self, batch: Dict[str, Any], out: Dict[str, Tensor], stage: str) -> Tensor:
+        optim = self.config.optim
+        de, df = out["energy"] - batch["energy"], out["forces"] - batch["forces"]
+        loss = optim.energy_weight * de.square().mean() + optim.forces_weight * df.square().mean()
+        size = len(batch["energy"])
+        self.log(f"{stage}_loss", loss, batch_size=size, prog_bar=stage != "train", on_epoch=True, on_step=False)
+        self.log(f"{stage}_energy_mae", de.abs().mean(), batch_size=size, on_epoch=True, on_step=False)
+        self.log(f"{stage}_forces_mae", df.abs().mean(), batch_size=size, on_epoch=True, on_step=False, prog_bar=stage == "val")
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._losses(batch, self.predict_batch(batch, training=True), "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._losses(batch, self.predict_batch(batch), "val")
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        warmup = self.config.optim.warmup_steps
+        if warmup and self.global_step < warmup:
+            for group in optimizer.param_groups:
+                group["lr"] = self.config.optim.lr * (self.global_step + 1) / warmup
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+
+    def configure_optimizers(self):
+        optim = self.config.optim
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=optim.plateau_factor, patience=optim.plateau_patience)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss", "interval": "epoch"}}
