@@ -43,9 +43,6 @@ __all__ = [
     "splice_visnet",
 ]
 
-HOST_KEYS = ("irreps", "channels", "enhancer_out")
-
-
 class RadiusGraph(nn.Module):
     """ViSNet's ``Distance`` contract without pyg-lib: ``(pos, batch) -> (edge_index, r, vec)``.
 
@@ -138,20 +135,6 @@ class FreeCGViS_MP_Vertex(_FreeCGViSMixin, ViS_MP_Vertex):
         self.smooth_cutoff = smooth_cutoff
 
 
-def _visnet_config(model: ViSNet, freecg: Optional[Mapping[str, Any]], identity_start: bool) -> FreeCGConfig:
-    block = model.representation_model
-    values = dict(freecg or {})
-    host = {"irreps": "1o+2e" if block.lmax == 2 else "1o", "channels": block.hidden_channels, "enhancer_out": block.num_heads}
-    clash = sorted(key for key in HOST_KEYS if key in values and values[key] != host[key])
-    if clash:
-        raise ValueError(f"FreeCG keys {clash} are set by the host ({ {k: host[k] for k in clash} }); leave them out")
-    values.update(host)
-    values.setdefault("groups", max(1, block.hidden_channels // 8))
-    if identity_start:
-        values.update(init="zeros", keep_self_update=True)
-    return FreeCGConfig.from_dict(values)
-
-
 def splice_visnet(
     model: ViSNet,
     freecg: Optional[Mapping[str, Any]] = None,
@@ -177,7 +160,10 @@ def splice_visnet(
     The graph module is replaced by :class:`RadiusGraph` (same contract, no pyg-lib needed).
     """
     block = model.representation_model
-    config = _visnet_config(model, freecg, identity_start)
+    host = {"irreps": "1o+2e" if block.lmax == 2 else "1o", "channels": block.hidden_channels, "enhancer_out": block.num_heads}
+    if identity_start:
+        host.update(init="zeros", keep_self_update=True)
+    config = FreeCGConfig.for_host(freecg, host, groups=max(1, block.hidden_channels // 8))
     chosen = list(range(len(block.vis_mp_layers))) if layers is None else [int(i) for i in layers]
     bad = [i for i in chosen if not 0 <= i < len(block.vis_mp_layers)]
     if bad:

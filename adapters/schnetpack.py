@@ -55,22 +55,6 @@ PAINN_PATHS = ("0e x 0e -> 0e", "0e x 1o -> 1o", "1o x 0e -> 1o", "1o x 1o -> 0e
 """The parity-safe paths for PaiNN's scalars + odd vectors."""
 
 
-HOST_KEYS = ("irreps", "channels", "symmetry", "enhancer_out")
-
-
-def _config(freecg: Optional[Mapping[str, Any]], paths: Optional[Sequence[str]], **host: Any) -> FreeCGConfig:
-    """The user's FreeCG settings completed with the fields the host determines."""
-    values = dict(freecg or {})
-    clash = sorted(key for key in HOST_KEYS if key in values and values[key] != host[key])
-    if clash:
-        raise ValueError(f"FreeCG keys {clash} are set by the host ({ {k: host[k] for k in clash} }); leave them out")
-    values.update(host)
-    values.setdefault("paths", paths)
-    values.setdefault("groups", max(1, host["channels"] // 8))
-    values["keep_self_update"] = False
-    return FreeCGConfig.from_dict(values)
-
-
 def _layers(n_interactions: int, layers: Optional[Sequence[int]]) -> list[int]:
     chosen = list(range(n_interactions)) if layers is None else [int(i) for i in layers]
     bad = [i for i in chosen if not 0 <= i < n_interactions]
@@ -177,7 +161,8 @@ def splice_painn(
         identity_start: zero the new weights so the model's outputs are unchanged until trained.
     """
     f = painn.n_atom_basis
-    config = _config(freecg, list(PAINN_PATHS), irreps="0e+1o", channels=f, symmetry="O3", enhancer_out=3 * f)
+    host = dict(irreps="0e+1o", channels=f, symmetry="O3", enhancer_out=3 * f, keep_self_update=False)
+    config = FreeCGConfig.for_host(freecg, host, paths=list(PAINN_PATHS), groups=max(1, f // 8))
     if identity_start:
         config.init = "zeros"
     for i in _layers(painn.n_interactions, layers):
@@ -205,7 +190,8 @@ def splice_so3net(
         identity_start: zero the new weights so the model's outputs are unchanged until trained.
     """
     f = so3net.n_atom_basis
-    config = _config(freecg, None, irreps=_so3_irreps(so3net.lmax), channels=f, symmetry="O3", enhancer_out=f)
+    host = dict(irreps=_so3_irreps(so3net.lmax), channels=f, symmetry="O3", enhancer_out=f, keep_self_update=False)
+    config = FreeCGConfig.for_host(freecg, host, groups=max(1, f // 8))
     if identity_start:
         config.init = "zeros"
     for i in _layers(so3net.n_interactions, layers):

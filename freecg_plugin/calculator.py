@@ -26,6 +26,7 @@ class FreeCGCalculator(Calculator):
         from .training.task import PotentialTask
 
         task = PotentialTask.load_from_checkpoint(checkpoint, map_location=device)
+        self.check_elements = task.check_elements
         self.model = task.inference_model.to(dtype).eval()
         self.cutoff = float(task.config.model.visnet.get("cutoff", 5.0))
         self.scale = convert_energy(1.0, task.energy_unit, "eV")
@@ -33,6 +34,7 @@ class FreeCGCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
+        self.check_elements(torch.as_tensor(self.atoms.numbers))
         periodic = bool(self.atoms.pbc.any())
         if periodic and not self.atoms.pbc.all():
             raise ValueError("mixed periodicity is not supported; set pbc to all True or all False")

@@ -110,3 +110,13 @@ def test_ase_calculator_in_md(tmp_path):
     box = ase.Atoms(numbers=s.numbers.numpy(), positions=s.positions.numpy() % 6.0, cell=cell, pbc=True)
     box.calc = calc
     assert box.get_stress().shape == (6,)
+    # bad inputs: elements the model never saw, non-finite positions
+    alien = ase.Atoms("CHOAu", positions=np.eye(4, 3) * 1.5)
+    alien.calc = calc
+    with pytest.raises(ValueError, match=r"unknown elements Z=\[79\]"):
+        alien.get_potential_energy()
+    broken = atoms.copy()
+    broken.positions[0, 0] = np.nan
+    broken.calc = calc
+    with pytest.raises(ValueError, match="non-finite"):
+        broken.get_potential_energy()

@@ -63,6 +63,20 @@ class FreeCGConfig:
             raise ValueError(f"unknown FreeCG config keys {unknown}; known keys: {sorted(known)}")
         return cls(**dict(values))
 
+    @classmethod
+    def for_host(cls, values: Optional[Mapping[str, Any]], host: Mapping[str, Any], **defaults: Any) -> "FreeCGConfig":
+        """A user's settings completed by a host adapter.
+
+        ``host`` fields (irreps, channels, ...) are fixed by the host: a user value that differs is
+        an error naming them. ``defaults`` fill only what the user left out.
+        """
+        values = dict(values or {})
+        clash = sorted(key for key in host if key in values and values[key] != host[key])
+        if clash:
+            fixed = {key: host[key] for key in clash}
+            raise ValueError(f"FreeCG keys {clash} are set by the host ({fixed}); leave them out")
+        return cls.from_dict({**defaults, **values, **host})
+
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
         if values["paths"] is not None:

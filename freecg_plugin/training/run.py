@@ -74,7 +74,9 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
     output = Path(config.output)
     train_set, val_set, test_set = load_data(config)
     cutoff = float(config.model.visnet.get("cutoff", 5.0))
-    task = PotentialTask(config.to_dict(), float(train_set.energy.mean()), float(train_set.energy.std()), train_set.energy_unit)
+    task = PotentialTask(
+        config.to_dict(), float(train_set.energy.mean()), float(train_set.energy.std()), train_set.energy_unit, train_set.elements
+    )
     loaders = (
         FrameLoader(train_set, cutoff, config.optim.batch_size, shuffle=True, seed=config.optim.seed),
         FrameLoader(val_set, cutoff, config.optim.batch_size, shuffle=False),

@@ -54,10 +54,18 @@ class PotentialTask(L.LightningModule):
     """Energy + force MSE (weights from the config), AdamW with linear warm-up then
     reduce-on-plateau, optional EMA of the weights (used for validation, test and export)."""
 
-    def __init__(self, config: Dict[str, Any], energy_mean: float = 0.0, energy_std: float = 1.0, energy_unit: str = "eV") -> None:
+    def __init__(
+        self,
+        config: Dict[str, Any],
+        energy_mean: float = 0.0,
+        energy_std: float = 1.0,
+        energy_unit: str = "eV",
+        elements: Optional[list] = None,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.energy_unit = energy_unit
+        self.elements = sorted(int(z) for z in elements) if elements is not None else None
         self.config = TrainConfig.from_dict(config)
         self.model = build_potential(self.config, energy_mean, energy_std)
         decay = self.config.optim.ema_decay
@@ -66,6 +74,14 @@ class PotentialTask(L.LightningModule):
             self.ema = torch.optim.swa_utils.AveragedModel(
                 self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True
             )
+
+    def check_elements(self, numbers: Tensor) -> None:
+        """Raise ``ValueError`` naming any element the model was not trained on."""
+        if self.elements is None:
+            return
+        unknown = sorted(set(numbers.tolist()) - set(self.elements))
+        if unknown:
+            raise ValueError(f"unknown elements Z={unknown}: this model was trained on Z={self.elements}")
 
     @property
     def inference_model(self):
