@@ -26,10 +26,10 @@ def tiny_config(output, **optim):
 
 
 def train_loss(task, data, cutoff=4.0):
-    from freecg_plugin.training.task import FrameLoader
+    from freecg_plugin.training.task import frame_loader
 
     losses = []
-    for batch in FrameLoader(data, cutoff, 4, shuffle=False):
+    for batch in frame_loader(data, cutoff, 4, shuffle=False):
         out = task.predict_batch(batch)
         losses.append(0.05 * (out["energy"] - batch["energy"]).square().mean() + 0.95 * (out["forces"] - batch["forces"]).square().mean())
     return float(torch.stack(losses).mean())

@@ -82,6 +82,8 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     output: str = "runs/freecg"
     accelerator: str = "auto"
+    devices: Any = "auto"
+    """Lightning ``devices`` (e.g. 4 GPUs: ``accelerator: gpu, devices: 4`` runs DDP)."""
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -99,6 +101,7 @@ class TrainConfig:
             optim=_build(OptimConfig, values.get("optim"), f"{where}: optim"),
             output=str(values.get("output", cls.output)),
             accelerator=str(values.get("accelerator", cls.accelerator)),
+            devices=values.get("devices", cls.devices),
         )
 
 

@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 from typing import Dict
 
-import torch
 from torch import Tensor
 
 from ..data.units import convert_energy

@@ -12,7 +12,7 @@ import torch
 from ..data import AtomsData, load_extxyz, load_npz, load_rmd17_split
 from .config import TrainConfig
 from .report import metrics, metrics_table, plot_learning_curves, plot_parity, save_metrics
-from .task import FrameLoader, PotentialTask
+from .task import PotentialTask, frame_loader
 
 __all__ = ["load_data", "test", "train"]
 
@@ -58,6 +58,7 @@ def _trainer(config: TrainConfig, output: Path, max_epochs: int, logger: bool = 
     return L.Trainer(
         max_epochs=max_epochs,
         accelerator=config.accelerator,
+        devices=config.devices,
         logger=loggers,
         callbacks=[checkpoint],
         inference_mode=False,  # forces need autograd in validation and test
@@ -78,8 +79,8 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
         config.to_dict(), float(train_set.energy.mean()), float(train_set.energy.std()), train_set.energy_unit, train_set.elements
     )
     loaders = (
-        FrameLoader(train_set, cutoff, config.optim.batch_size, shuffle=True, seed=config.optim.seed),
-        FrameLoader(val_set, cutoff, config.optim.batch_size, shuffle=False),
+        frame_loader(train_set, cutoff, config.optim.batch_size, shuffle=True, seed=config.optim.seed),
+        frame_loader(val_set, cutoff, config.optim.batch_size, shuffle=False),
     )
     epochs = max_epochs if max_epochs is not None else config.optim.max_epochs
     trainer = _trainer(config, output, epochs)
@@ -89,7 +90,7 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
     trainer.fit(task, *loaders, ckpt_path=resume)
     seconds = time.perf_counter() - start
     trainer.save_checkpoint(output / "checkpoints" / "last.ckpt")  # the end of the run, for --resume
-    done = max(trainer.current_epoch - (task_epoch(resume) if resume else 0), 1)
+    done = max(trainer.current_epoch - (_checkpoint_epoch(resume) if resume else 0), 1)
     print(f"trained {done} epochs in {seconds:.1f} s ({seconds / done:.2f} s/epoch)", flush=True)
     best = trainer.checkpoint_callback.best_model_path or str(output / "checkpoints" / "last.ckpt")
     results = test(best, config, test_set)
@@ -99,7 +100,7 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
     return results
 
 
-def task_epoch(checkpoint: str) -> int:
+def _checkpoint_epoch(checkpoint: str) -> int:
     return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"])
 
 
@@ -110,9 +111,9 @@ def test(checkpoint: str, config: Optional[TrainConfig] = None, test_set: Option
     if test_set is None:
         test_set = load_data(config)[2]
     cutoff = float(config.model.visnet.get("cutoff", 5.0))
-    model = task.inference_model.eval()
+    task.inference_model.eval()
     pred, ref = {"energy": [], "forces": []}, {"energy": [], "forces": []}
-    for batch in FrameLoader(test_set, cutoff, max(config.optim.batch_size, 8), shuffle=False):
+    for batch in frame_loader(test_set, cutoff, max(config.optim.batch_size, 8), shuffle=False):
         out = task.predict_batch(batch)
         for key in pred:
             pred[key].append(out[key].detach())
@@ -124,5 +125,4 @@ def test(checkpoint: str, config: Optional[TrainConfig] = None, test_set: Option
     output = Path(config.output)
     print(metrics_table(values, unit, f"test set: {len(test_set)} frames ({test_set.source}), checkpoint {checkpoint}"), flush=True)
     plot_parity(pred["forces"], ref["forces"], unit, output / "force_parity.png", f"forces, test MAE {values['forces_mae']:.3f} {unit}/Å")
-    del model
     return values

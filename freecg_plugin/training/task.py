@@ -12,7 +12,7 @@ from ..atomistic import collate, evaluate
 from ..data import AtomsData
 from .config import TrainConfig
 
-__all__ = ["FrameLoader", "PotentialTask", "build_potential"]
+__all__ = ["FrameCollate", "PotentialTask", "build_potential", "frame_loader"]
 
 
 def build_potential(config: TrainConfig, energy_mean: float = 0.0, energy_std: float = 1.0):
@@ -30,24 +30,30 @@ def build_potential(config: TrainConfig, energy_mean: float = 0.0, energy_std: f
     return ViSNetPotential(visnet)
 
 
-class FrameLoader(torch.utils.data.DataLoader):
-    """Batches of frames as ``{"graph": GraphBatch, "energy": [B], "forces": [N, 3]}``
+class FrameCollate:
+    """Turns a list of frame indices into ``{"graph": GraphBatch, "energy": [B], "forces": [N, 3]}``
     (neighbour lists built per batch, float32)."""
 
-    def __init__(self, data: AtomsData, cutoff: float, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+    def __init__(self, data: AtomsData, cutoff: float) -> None:
         self.data, self.cutoff = data, cutoff
-        generator = torch.Generator().manual_seed(seed)
-        super().__init__(range(len(data)), batch_size=batch_size, shuffle=shuffle, collate_fn=self._collate, generator=generator)
 
-    def _collate(self, indices) -> Dict[str, Any]:
-        frames = [self.data.structures[i] for i in indices]
-        graph = collate(frames, self.cutoff)
+    def __call__(self, indices) -> Dict[str, Any]:
+        graph = collate([self.data.structures[i] for i in indices], self.cutoff)
         graph.positions, graph.cell, graph.shifts = graph.positions.float(), graph.cell.float(), graph.shifts.float()
         return {
             "graph": graph,
             "energy": self.data.energy[list(indices)].float(),
             "forces": torch.cat([self.data.forces[i] for i in indices]).float(),
         }
+
+
+def frame_loader(data: AtomsData, cutoff: float, batch_size: int, shuffle: bool, seed: int = 0) -> torch.utils.data.DataLoader:
+    """A plain ``DataLoader`` over frame indices (Lightning can re-create it with a distributed
+    sampler for DDP)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(
+        range(len(data)), batch_size=batch_size, shuffle=shuffle, collate_fn=FrameCollate(data, cutoff), generator=generator
+    )
 
 
 class PotentialTask(L.LightningModule):
