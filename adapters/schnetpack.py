@@ -55,12 +55,17 @@ PAINN_PATHS = ("0e x 0e -> 0e", "0e x 1o -> 1o", "1o x 0e -> 1o", "1o x 1o -> 0e
 """The parity-safe paths for PaiNN's scalars + odd vectors."""
 
 
-def _layers(n_interactions: int, layers: Optional[Sequence[int]]) -> list[int]:
-    chosen = list(range(n_interactions)) if layers is None else [int(i) for i in layers]
-    bad = [i for i in chosen if not 0 <= i < n_interactions]
+def _wrap(entries: nn.ModuleList, wrapper: type, config: FreeCGConfig, layers: Optional[Sequence[int]], what: str) -> None:
+    """Replace the chosen ``entries[i]`` by ``wrapper(entries[i], FreeCGLayer(config))`` in place."""
+    chosen = list(range(len(entries))) if layers is None else [int(i) for i in layers]
+    bad = [i for i in chosen if not 0 <= i < len(entries)]
     if bad:
-        raise ValueError(f"FreeCG layers {bad} out of range for {n_interactions} interactions")
-    return chosen
+        raise ValueError(f"FreeCG layers {bad} out of range for {len(entries)} interactions")
+    for i in chosen:
+        inner = entries[i]
+        if isinstance(inner, wrapper):
+            raise ValueError(f"{what} {i} already has FreeCG")
+        entries[i] = wrapper(inner, FreeCGLayer(config)).to(next(inner.parameters()).dtype)
 
 
 class FreeCGPaiNNInteraction(nn.Module):
@@ -162,14 +167,10 @@ def splice_painn(
     """
     f = painn.n_atom_basis
     host = dict(irreps="0e+1o", channels=f, symmetry="O3", enhancer_out=3 * f, keep_self_update=False)
-    config = FreeCGConfig.for_host(freecg, host, paths=list(PAINN_PATHS), groups=max(1, f // 8))
     if identity_start:
-        config.init = "zeros"
-    for i in _layers(painn.n_interactions, layers):
-        inner = painn.interactions[i]
-        if isinstance(inner, FreeCGPaiNNInteraction):
-            raise ValueError(f"PaiNN interaction {i} already has FreeCG")
-        painn.interactions[i] = FreeCGPaiNNInteraction(inner, FreeCGLayer(config)).to(_dtype_of(inner))
+        host["init"] = "zeros"
+    config = FreeCGConfig.for_host(freecg, host, paths=list(PAINN_PATHS), groups=max(1, f // 8))
+    _wrap(painn.interactions, FreeCGPaiNNInteraction, config, layers, "PaiNN interaction")
     return painn
 
 
@@ -191,19 +192,11 @@ def splice_so3net(
     """
     f = so3net.n_atom_basis
     host = dict(irreps=_so3_irreps(so3net.lmax), channels=f, symmetry="O3", enhancer_out=f, keep_self_update=False)
-    config = FreeCGConfig.for_host(freecg, host, groups=max(1, f // 8))
     if identity_start:
-        config.init = "zeros"
-    for i in _layers(so3net.n_interactions, layers):
-        inner = so3net.so3convs[i]
-        if isinstance(inner, FreeCGSO3Convolution):
-            raise ValueError(f"SO3net convolution {i} already has FreeCG")
-        so3net.so3convs[i] = FreeCGSO3Convolution(inner, FreeCGLayer(config)).to(_dtype_of(inner))
+        host["init"] = "zeros"
+    config = FreeCGConfig.for_host(freecg, host, groups=max(1, f // 8))
+    _wrap(so3net.so3convs, FreeCGSO3Convolution, config, layers, "SO3net convolution")
     return so3net
-
-
-def _dtype_of(module: nn.Module) -> torch.dtype:
-    return next(module.parameters()).dtype
 
 
 class PaiNNFreeCG(PaiNN):
