@@ -8,6 +8,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from .atomistic import Structure, collate, evaluate
 from .data.units import convert_energy
+from .training.task import PotentialTask, check_elements
 
 __all__ = ["FreeCGCalculator"]
 
@@ -23,18 +24,16 @@ class FreeCGCalculator(Calculator):
 
     def __init__(self, checkpoint: str, device: str = "cpu", dtype: torch.dtype = torch.float64, **kwargs) -> None:
         super().__init__(**kwargs)
-        from .training.task import PotentialTask
-
         task = PotentialTask.load_from_checkpoint(checkpoint, map_location=device)
-        self.check_elements = task.check_elements
+        self.elements = task.elements
         self.model = task.inference_model.to(dtype).eval()
-        self.cutoff = float(task.config.model.visnet.get("cutoff", 5.0))
+        self.cutoff = task.config.model.cutoff
         self.scale = convert_energy(1.0, task.energy_unit, "eV")
         self.device, self.dtype = device, dtype
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
-        self.check_elements(torch.as_tensor(self.atoms.numbers))
+        check_elements(torch.as_tensor(self.atoms.numbers), self.elements)
         periodic = bool(self.atoms.pbc.any())
         if periodic and not self.atoms.pbc.all():
             raise ValueError("mixed periodicity is not supported; set pbc to all True or all False")

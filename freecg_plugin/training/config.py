@@ -55,6 +55,11 @@ class ModelConfig:
     freecg: Optional[Dict[str, Any]] = field(default_factory=dict)
     freecg_layers: Optional[list] = None
 
+    @property
+    def cutoff(self) -> float:
+        """The graph cutoff in Å (ViSNet's ``cutoff``, 5 Å by default)."""
+        return float(self.visnet.get("cutoff", 5.0))
+
 
 @dataclass
 class OptimConfig:

@@ -74,7 +74,7 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
     L.seed_everything(config.optim.seed, workers=True, verbose=False)
     output = Path(config.output)
     train_set, val_set, test_set = load_data(config)
-    cutoff = float(config.model.visnet.get("cutoff", 5.0))
+    cutoff = config.model.cutoff
     task = PotentialTask(
         config.to_dict(), float(train_set.energy.mean()), float(train_set.energy.std()), train_set.energy_unit, train_set.elements
     )
@@ -110,7 +110,7 @@ def test(checkpoint: str, config: Optional[TrainConfig] = None, test_set: Option
     config = config or task.config
     if test_set is None:
         test_set = load_data(config)[2]
-    cutoff = float(config.model.visnet.get("cutoff", 5.0))
+    cutoff = config.model.cutoff
     task.inference_model.eval()
     pred, ref = {"energy": [], "forces": []}, {"energy": [], "forces": []}
     for batch in frame_loader(test_set, cutoff, max(config.optim.batch_size, 8), shuffle=False):

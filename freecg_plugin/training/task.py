@@ -12,7 +12,16 @@ from ..atomistic import collate, evaluate
 from ..data import AtomsData
 from .config import TrainConfig
 
-__all__ = ["FrameCollate", "PotentialTask", "build_potential", "frame_loader"]
+__all__ = ["FrameCollate", "PotentialTask", "build_potential", "check_elements", "frame_loader"]
+
+
+def check_elements(numbers: Tensor, elements: Optional[list]) -> None:
+    """Raise ``ValueError`` naming any element of ``numbers`` not in ``elements`` (``None``: any)."""
+    if elements is None:
+        return
+    unknown = sorted(set(numbers.tolist()) - set(elements))
+    if unknown:
+        raise ValueError(f"unknown elements Z={unknown}: this model was trained on Z={elements}")
 
 
 def build_potential(config: TrainConfig, energy_mean: float = 0.0, energy_std: float = 1.0):
@@ -80,14 +89,6 @@ class PotentialTask(L.LightningModule):
             self.ema = torch.optim.swa_utils.AveragedModel(
                 self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True
             )
-
-    def check_elements(self, numbers: Tensor) -> None:
-        """Raise ``ValueError`` naming any element the model was not trained on."""
-        if self.elements is None:
-            return
-        unknown = sorted(set(numbers.tolist()) - set(self.elements))
-        if unknown:
-            raise ValueError(f"unknown elements Z={unknown}: this model was trained on Z={self.elements}")
 
     @property
     def inference_model(self):
