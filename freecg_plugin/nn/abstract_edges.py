@@ -7,6 +7,7 @@ of K consecutive channels (channel ``c = K * g + k``), each carrying one copy of
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ._irreps import Irreps, edge_irreps
@@ -43,6 +44,8 @@ class AbstractEdgeBuilder(nn.Module):
     Shapes:
         ``forward``: messages ``[N, irreps.dim, C]`` -> abstract edges ``[N, G, K, irreps.dim]``.
         ``merge``: the inverse, ``[N, G, K, irreps.dim]`` -> ``[N, irreps.dim, C]``.
+        ``from_mul_ir`` / ``to_mul_ir``: the same for e3nn's layout of ``C x irreps``
+        (``[N, C * irreps.dim]``, one ``[C, 2l+1]`` block per irrep), used by NequIP.
     """
 
     def __init__(self, irreps: Irreps | str, channels: int, groups: int, edges_per_group: int | None = None) -> None:
@@ -52,6 +55,8 @@ class AbstractEdgeBuilder(nn.Module):
         self.channels = int(channels)
         self.groups = int(groups)
         self.dim = self.irreps.dim
+        self.block_sizes = [self.channels * ir.dim for _, ir in self.irreps]
+        self.irrep_dims = [ir.dim for _, ir in self.irreps]
 
     def extra_repr(self) -> str:
         return f"irreps={self.irreps}, channels={self.channels}, groups={self.groups}, edges_per_group={self.edges_per_group}"
@@ -72,3 +77,20 @@ class AbstractEdgeBuilder(nn.Module):
                 + str(self.edges_per_group) + ", " + str(self.dim) + "], got " + str(list(edges.shape))
             )
         return edges.permute(0, 3, 1, 2).reshape(edges.shape[0], self.dim, self.channels)
+
+    def from_mul_ir(self, features: Tensor) -> Tensor:
+        if features.dim() != 2 or features.shape[1] != self.channels * self.dim:
+            raise ValueError(
+                "AbstractEdgeBuilder.from_mul_ir: expected [N, " + str(self.channels * self.dim) + "] ("
+                + str(self.channels) + "x(" + str(self.irreps) + ")), got " + str(list(features.shape))
+            )
+        n = features.shape[0]
+        blocks = torch.split(features, self.block_sizes, dim=1)
+        per_channel = torch.cat([b.reshape(n, self.channels, d) for b, d in zip(blocks, self.irrep_dims)], dim=2)
+        return per_channel.reshape(n, self.groups, self.edges_per_group, self.dim)
+
+    def to_mul_ir(self, edges: Tensor) -> Tensor:
+        n = edges.shape[0]
+        per_channel = edges.reshape(n, self.channels, self.dim)
+        blocks = torch.split(per_channel, self.irrep_dims, dim=2)
+        return torch.cat([b.reshape(n, -1) for b in blocks], dim=1)

@@ -68,9 +68,18 @@ class FreeCGConfig:
         """A user's settings completed by a host adapter.
 
         ``host`` fields (irreps, channels, ...) are fixed by the host: a user value that differs is
-        an error naming them. ``defaults`` fill only what the user left out.
+        an error naming them. ``defaults`` fill only what the user left out. ``edges_per_group``
+        (K) may be given instead of ``groups``: then ``groups = channels / K``.
         """
         values = dict(values or {})
+        if "edges_per_group" in values:
+            k = values.pop("edges_per_group")
+            channels = host.get("channels", values.get("channels"))
+            if not isinstance(k, int) or k < 1 or channels is None or channels % k:
+                raise ValueError(f"edges_per_group {k!r} does not divide the host's {channels} channels")
+            if values.get("groups", channels // k) != channels // k:
+                raise ValueError(f"groups {values['groups']} and edges_per_group {k} disagree for {channels} channels")
+            values["groups"] = channels // k
         clash = sorted(key for key in host if key in values and values[key] != host[key])
         if clash:
             fixed = {key: host[key] for key in clash}
@@ -123,14 +132,25 @@ class FreeCGLayer(nn.Module):
             nn.init.zeros_(self.enhancer.linear.weight)
 
     def forward(self, messages: Tensor, self_update: Tensor) -> Tensor:
-        group_cg = self.group_cg
-        if group_cg is None:
+        if self.group_cg is None:
             return messages + self_update
-        products = group_cg(self.builder(messages), self.builder(self_update))
-        update = messages + self.builder.merge(self.shuffle(products))
+        update = messages + self.builder.merge(self.transform(self.builder(messages), self.builder(self_update)))
         if self.keep_self_update:
             update = update + self_update
         return update
+
+    def transform(self, edges: Tensor, other: Tensor) -> Tensor:
+        """``shuffle(GroupCG(edges, other))`` on abstract edges already built.
+
+        For hosts whose features are laid out differently (e3nn's ``mul_ir``, Allegro's strided
+        ``[N, C, dim]``): they build the edges themselves and write the result back their way.
+
+        Shapes: ``[N, G, K, irreps.dim]`` twice -> ``[N, G, K, irreps.dim]``.
+        """
+        group_cg = self.group_cg
+        if group_cg is None:
+            raise RuntimeError("this FreeCG layer was built with group_cg=False")
+        return self.shuffle(group_cg(edges, other))
 
     def edge_bias(self, v_j: Tensor, sh: Tensor) -> Tensor:
         enhancer = self.enhancer
