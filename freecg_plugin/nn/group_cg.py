@@ -5,8 +5,6 @@ tensor product, with weights shared by all atoms. The set of CG paths is an expl
 layer can keep only some paths ("sparse paths").
 """
 
-from __future__ import annotations
-
 import math
 import re
 from dataclasses import dataclass

@@ -1,7 +1,5 @@
 """The FreeCG layer: the four parts composed, each behind a switch (for ablations)."""
 
-from __future__ import annotations
-
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping, Optional, Sequence
 
