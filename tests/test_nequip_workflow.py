@@ -104,3 +104,35 @@ def test_aotinductor_compiled_model_matches_eager(trained, frames):
     run([BIN / "nequip-compile", out / "best.ckpt", compiled, "--mode", "aotinductor", "--device", "cpu", "--target", "ase"], cwd=out)
     reference = energies(out / "best.ckpt", frames)
     np.testing.assert_allclose(energies(compiled, frames)["energies"], reference["energies"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("model", ["nequip_freecg", "allegro_freecg"])
+def test_periodic_water_trains_through_our_extxyz_converter(model, tmp_path):
+    source = DATA / "water" / "water64_deepmd_400.npz"
+    if not source.is_file():
+        pytest.skip(f"reference data not found at {source.parent}")
+    xyz = tmp_path / "water64.xyz"
+    run([sys.executable, ROOT / "examples" / "nequip" / "npz_to_extxyz.py", source, xyz], cwd=tmp_path)
+    frames = ase.io.read(xyz, index=":")
+    assert len(frames) == 400 and frames[0].pbc.all() and frames[0].get_volume() > 1900
+    out = tmp_path / "run"
+    run(
+        [BIN / "nequip-train", "-cp", ROOT / "examples" / "nequip", "-cn", "water", f"model={model}", f"water_xyz={xyz}",
+         f"hydra.run.dir={out}", "max_epochs=1", "num_train=4", "num_val=2", "test_start=6", "num_test=2", *SMALL[model]],
+        cwd=tmp_path,
+    )
+    rows = list(csv.DictReader(open(next(out.glob("log/version_*/metrics.csv")))))
+    assert any(r.get("test0_epoch/forces_mae") and np.isfinite(float(r["test0_epoch/forces_mae"])) for r in rows)
+
+
+def test_converter_refuses_a_malformed_file_and_keeps_the_old_output(tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, Z=np.ones(3), R=np.zeros((2, 3, 3)))
+    out = tmp_path / "kept.xyz"
+    out.write_text("previous content\n")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "nequip" / "npz_to_extxyz.py"), str(bad), str(out)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode != 0 and "bad.npz" in result.stderr
+    assert out.read_text() == "previous content\n"
