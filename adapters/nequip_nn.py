@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from freecg_plugin.nn import FreeCGLayer
 
-__all__ = ["FreeCGEnvironmentContracter", "FreeCGTensorProductScatter", "freecg_irreps"]
+__all__ = ["FreeCGEnvironmentContracter", "FreeCGTensorProductScatter", "NequIPPotential", "freecg_irreps"]
 
 
 def freecg_irreps(message_irreps: Irreps, sh_irreps: Irreps) -> Irreps:
@@ -123,3 +123,40 @@ class FreeCGEnvironmentContracter(nn.Module):
         environment = x2.reshape(n, self.groups, self.edges_per_group, self.dim)
         environment = environment + self.freecg.transform(environment, environment)
         return self.contracter(x1, environment.reshape(n, self.groups * self.edges_per_group, self.dim), idxs)
+
+
+class NequIPPotential(nn.Module):
+    """A nequip energy model (no derivative module) on an explicit graph.
+
+    The interface of :func:`freecg_plugin.atomistic.evaluate`, so that the project's trainer
+    trains NequIP and Allegro, bare or with FreeCG, exactly as it trains ViSNet; forces and stress
+    come from the trainer's autograd. ``energy = std * E_model + mean``.
+
+    Args:
+        energy_model: nequip's ``SequentialGraphNetwork`` (``ForceStressOutput.func``).
+        elements: atomic numbers in the order of the model's ``type_names``.
+
+    Shapes:
+        numbers ``[N]``, positions ``[N, 3]``, batch ``[N]``, edge_index ``[2, E]`` (source j,
+        target i), edge_vec ``[E, 3]`` (``r_j - r_i`` with periodic shifts) -> energy ``[num_graphs]``.
+    """
+
+    def __init__(self, energy_model: nn.Module, elements: list, mean: float = 0.0, std: float = 1.0) -> None:
+        super().__init__()
+        self.energy_model = energy_model
+        type_of = torch.full((max(elements) + 1,), -1, dtype=torch.long)
+        type_of[torch.tensor(elements)] = torch.arange(len(elements))
+        self.register_buffer("type_of", type_of)
+        self.mean, self.std = float(mean), float(std)
+
+    def forward(self, numbers: Tensor, positions: Tensor, batch: Tensor, edge_index: Tensor, edge_vec: Tensor, num_graphs: int) -> Tensor:
+        data = {
+            "pos": positions,
+            "atom_types": self.type_of[numbers],
+            "edge_index": torch.stack([edge_index[1], edge_index[0]]),  # nequip: [centre i, neighbour j]
+            "edge_vectors": edge_vec,
+            "batch": batch,
+            "num_atoms": torch.bincount(batch, minlength=num_graphs),
+        }
+        energy = self.energy_model(data)["total_energy"].reshape(-1)
+        return energy * self.std + self.mean

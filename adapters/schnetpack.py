@@ -31,7 +31,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional, Sequence
 
 import torch
-from schnetpack.nn import scatter_add
+import schnetpack.properties as properties
+from schnetpack.nn import build_mlp, scatter_add
 from schnetpack.nn.so3 import RealSphericalHarmonics, SO3Convolution
 from schnetpack.representation import PaiNN, SO3net
 from schnetpack.representation.painn import PaiNNInteraction
@@ -225,3 +226,34 @@ class SO3netFreeCG(SO3net):
     def __init__(self, *args: Any, freecg: Optional[Mapping[str, Any]] = None, freecg_layers: Optional[Sequence[int]] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         splice_so3net(self, freecg, freecg_layers, identity_start=False)
+
+
+class SchNetPackPotential(nn.Module):
+    """A SchNetPack representation with an atomwise energy head, on an explicit graph.
+
+    The interface of :func:`freecg_plugin.atomistic.evaluate` (and of ``ViSNetPotential``), so the
+    project's trainer can train PaiNN and SO3net, bare or with FreeCG, exactly as it trains ViSNet.
+    ``energy = std * sum_i MLP(h_i) + mean``, the head being SchNetPack's ``Atomwise`` MLP.
+
+    Shapes:
+        numbers ``[N]``, positions ``[N, 3]``, batch ``[N]``, edge_index ``[2, E]`` (source j,
+        target i), edge_vec ``[E, 3]`` (``r_j - r_i`` with periodic shifts) -> energy ``[num_graphs]``.
+    """
+
+    def __init__(self, representation: nn.Module, n_atom_basis: int, mean: float = 0.0, std: float = 1.0) -> None:
+        super().__init__()
+        self.representation = representation
+        self.head = build_mlp(n_in=n_atom_basis, n_out=1, n_layers=2)
+        self.mean, self.std = float(mean), float(std)
+
+    def forward(self, numbers: Tensor, positions: Tensor, batch: Tensor, edge_index: Tensor, edge_vec: Tensor, num_graphs: int) -> Tensor:
+        inputs = {
+            properties.Z: numbers,
+            properties.R: positions,
+            properties.Rij: edge_vec,
+            properties.idx_i: edge_index[1],
+            properties.idx_j: edge_index[0],
+            properties.idx_m: batch,
+        }
+        atomic = self.head(self.representation(inputs)["scalar_representation"]).squeeze(-1)
+        return atomic.new_zeros(num_graphs).index_add(0, batch, atomic) * self.std + self.mean

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"reference data not a
 def tiny_config(output, **optim):
     return TrainConfig.from_dict({
         "data": {"kind": "rmd17", "path": str(DATA), "molecule": "ethanol", "n_train": 20, "n_val": 4, "n_test": 8},
-        "model": {"visnet": {"lmax": 2, "num_heads": 2, "num_layers": 2, "hidden_channels": 16, "num_rbf": 8, "cutoff": 4.0},
+        "model": {"host": "visnet", "args": {"lmax": 2, "num_heads": 2, "num_layers": 2, "hidden_channels": 16, "num_rbf": 8}, "cutoff": 4.0,
                   "freecg": {"groups": 2}},
         "optim": {"lr": 2e-3, "batch_size": 4, "max_epochs": 6, "warmup_steps": 5, **optim},
         "output": str(output),

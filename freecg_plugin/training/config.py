@@ -48,17 +48,22 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """``visnet``: ``torch_geometric.nn.models.ViSNet`` arguments; ``freecg``: FreeCG settings
-    (``null`` trains the bare host); ``freecg_layers``: which layers get FreeCG (null: all)."""
+    """Which host, its arguments, and FreeCG.
 
-    visnet: Dict[str, Any] = field(default_factory=lambda: dict(lmax=2, num_heads=8, num_layers=9, hidden_channels=256, num_rbf=32, cutoff=5.0, max_num_neighbors=32))
+    Attributes:
+        host: ``visnet``, ``painn``, ``so3net``, ``nequip`` or ``allegro`` (see
+            :mod:`freecg_plugin.training.hosts`).
+        args: the host's own constructor arguments (default: SPEC §4's ViSNet).
+        cutoff: graph cutoff in Å (given to the host as its cutoff / ``r_max``).
+        freecg: FreeCG settings (``null`` trains the bare host).
+        freecg_layers: which layers get FreeCG (``null``: all that can).
+    """
+
+    host: str = "visnet"
+    args: Dict[str, Any] = field(default_factory=lambda: dict(lmax=2, num_heads=8, num_layers=9, hidden_channels=256, num_rbf=32, max_num_neighbors=32))
+    cutoff: float = 5.0
     freecg: Optional[Dict[str, Any]] = field(default_factory=dict)
     freecg_layers: Optional[list] = None
-
-    @property
-    def cutoff(self) -> float:
-        """The graph cutoff in Å (ViSNet's ``cutoff``, 5 Å by default)."""
-        return float(self.visnet.get("cutoff", 5.0))
 
 
 @dataclass
@@ -78,6 +83,8 @@ class OptimConfig:
     ema_decay: Optional[float] = None
     seed: int = 1
     gradient_clip: Optional[float] = None
+    max_time_s: Optional[float] = None
+    """Stop training after this many seconds (``max_epochs`` still caps it): equal-time budgets."""
 
 
 @dataclass

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..data.units import convert_energy
 
-__all__ = ["metrics_table", "plot_learning_curves", "plot_parity", "write_atomic"]
+__all__ = ["epoch_curves", "metrics_table", "plot_learning_curves", "plot_parity", "write_atomic"]
 
 
 def write_atomic(path: Path, write) -> None:
@@ -75,18 +75,26 @@ def plot_parity(pred: Tensor, ref: Tensor, unit: str, path: Path, title: str) ->
     plt.close(fig)
 
 
-def plot_learning_curves(metrics_csv: Path, path: Path, unit: str) -> None:
+def epoch_curves(logs: Path, keys=("train_loss", "val_loss", "val_forces_mae")) -> Dict[str, Dict[int, float]]:
+    """Per-epoch values of ``keys`` from every CSV log under ``logs`` (``version_*``, one per
+    invocation: a resumed run appends a version), later versions winning."""
+    curves: Dict[str, Dict[int, float]] = {}
+    for metrics_csv in sorted(Path(logs).glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1])):
+        with open(metrics_csv) as handle:
+            for row in csv.DictReader(handle):
+                for key in keys:
+                    if row.get(key):
+                        curves.setdefault(key, {})[int(row["epoch"])] = float(row[key])
+    return curves
+
+
+def plot_learning_curves(logs: Path, path: Path, unit: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves: Dict[str, Dict[int, float]] = {}
-    with open(metrics_csv) as handle:
-        for row in csv.DictReader(handle):
-            for key in ("train_loss", "val_loss", "val_forces_mae"):
-                if row.get(key):
-                    curves.setdefault(key, {})[int(row["epoch"])] = float(row[key])
+    curves = epoch_curves(logs)
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     for key in ("train_loss", "val_loss"):
         if key in curves:

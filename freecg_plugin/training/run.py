@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import resource
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import lightning as L
 import torch
 
+from ..atomistic import collate
 from ..data import AtomsData, load_extxyz, load_npz, load_rmd17_split
 from .config import TrainConfig
 from .report import metrics, metrics_table, plot_learning_curves, plot_parity, save_metrics
@@ -40,18 +44,43 @@ def load_data(config: TrainConfig) -> Tuple[AtomsData, AtomsData, AtomsData]:
     return train, val, test_set
 
 
+def data_fingerprint(*sets: AtomsData) -> str:
+    """A hash of the frames (positions and energies, in order) of ``sets``: equal hashes, same data."""
+    digest = hashlib.sha256()
+    for data in sets:
+        for structure, energy in zip(data.structures, data.energy.tolist()):
+            digest.update(structure.positions.double().numpy().tobytes())
+            digest.update(repr(energy).encode())
+        digest.update(b"|")
+    return digest.hexdigest()[:16]
+
+
+def mean_neighbours(data: AtomsData, cutoff: float, frames: int = 100) -> float:
+    """Average number of neighbours per atom within ``cutoff`` over the first ``frames`` frames."""
+    graph = collate(data.structures[:frames], cutoff)
+    return graph.edge_index.shape[1] / max(graph.numbers.shape[0], 1)
+
+
+def peak_memory_mb() -> float:
+    """Peak memory of this process: GPU memory allocated when on CUDA, else resident set size."""
+    if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+
+
 def _trainer(config: TrainConfig, output: Path, max_epochs: int, logger: bool = True) -> L.Trainer:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    loggers = [CSVLogger(output, name="logs", version=0)] if logger else False
+    # a new version per invocation: CSVLogger would replace an existing version's metrics on resume
+    loggers = [CSVLogger(output, name="logs")] if logger else False
     if logger:
         try:
             from lightning.pytorch.loggers import TensorBoardLogger
 
             import tensorboard  # noqa: F401
 
-            loggers.append(TensorBoardLogger(output, name="tensorboard", version=0))
+            loggers.append(TensorBoardLogger(output, name="tensorboard"))
         except ImportError:
             pass
     checkpoint = ModelCheckpoint(dirpath=output / "checkpoints", filename="best", monitor="val_loss", save_last=True)
@@ -66,6 +95,7 @@ def _trainer(config: TrainConfig, output: Path, max_epochs: int, logger: bool = 
         log_every_n_steps=1,
         deterministic=False,
         num_sanity_val_steps=0,
+        max_time=None if config.optim.max_time_s is None else timedelta(seconds=config.optim.max_time_s),
     )
 
 
@@ -76,7 +106,8 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
     train_set, val_set, test_set = load_data(config)
     cutoff = config.model.cutoff
     task = PotentialTask(
-        config.to_dict(), float(train_set.energy.mean()), float(train_set.energy.std()), train_set.energy_unit, train_set.elements
+        config.to_dict(), float(train_set.energy.mean()), float(train_set.energy.std()), train_set.energy_unit, train_set.elements,
+        mean_neighbours(train_set, cutoff),
     )
     loaders = (
         frame_loader(train_set, cutoff, config.optim.batch_size, shuffle=True, seed=config.optim.seed),
@@ -94,9 +125,18 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
     print(f"trained {done} epochs in {seconds:.1f} s ({seconds / done:.2f} s/epoch)", flush=True)
     best = trainer.checkpoint_callback.best_model_path or str(output / "checkpoints" / "last.ckpt")
     results = test(best, config, test_set)
-    results["seconds_per_epoch"] = seconds / done
+    results.update(
+        seconds_per_epoch=seconds / done,
+        train_seconds=seconds,
+        epochs=done,
+        parameters=sum(p.numel() for p in task.model.parameters()),
+        peak_memory_mb=peak_memory_mb(),
+        data_fingerprint=data_fingerprint(train_set, val_set, test_set),
+        seed=config.optim.seed,
+        unit=train_set.energy_unit,
+    )
     save_metrics(results, output / "test_metrics.json")
-    plot_learning_curves(output / "logs" / "version_0" / "metrics.csv", output / "learning_curves.png", train_set.energy_unit)
+    plot_learning_curves(output / "logs", output / "learning_curves.png", train_set.energy_unit)
     return results
 
 
@@ -113,8 +153,11 @@ def test(checkpoint: str, config: Optional[TrainConfig] = None, test_set: Option
     cutoff = config.model.cutoff
     task.inference_model.eval()
     pred, ref = {"energy": [], "forces": []}, {"energy": [], "forces": []}
+    model_seconds = 0.0
     for batch in frame_loader(test_set, cutoff, max(config.optim.batch_size, 8), shuffle=False):
+        start = time.perf_counter()
         out = task.predict_batch(batch)
+        model_seconds += time.perf_counter() - start
         for key in pred:
             pred[key].append(out[key].detach())
             ref[key].append(batch[key])
@@ -122,6 +165,7 @@ def test(checkpoint: str, config: Optional[TrainConfig] = None, test_set: Option
     ref = {k: torch.cat(v) for k, v in ref.items()}
     unit = test_set.energy_unit
     values = metrics(pred, ref, unit)
+    values["inference_ms_per_structure"] = 1000 * model_seconds / len(test_set)  # energy + forces, graphs given
     output = Path(config.output)
     print(metrics_table(values, unit, f"test set: {len(test_set)} frames ({test_set.source}), checkpoint {checkpoint}"), flush=True)
     plot_parity(pred["forces"], ref["forces"], unit, output / "force_parity.png", f"forces, test MAE {values['forces_mae']:.3f} {unit}/Å")

@@ -11,6 +11,7 @@ from torch import Tensor
 from ..atomistic import collate, evaluate
 from ..data import AtomsData
 from .config import TrainConfig
+from .hosts import build_host
 
 __all__ = ["FrameCollate", "PotentialTask", "build_potential", "check_elements", "frame_loader"]
 
@@ -24,19 +25,14 @@ def check_elements(numbers: Tensor, elements: Optional[list]) -> None:
         raise ValueError(f"unknown elements Z={unknown}: this model was trained on Z={elements}")
 
 
-def build_potential(config: TrainConfig, energy_mean: float = 0.0, energy_std: float = 1.0):
-    """ViSNet (+ FreeCG unless ``model.freecg`` is null) as an explicit-graph potential."""
-    from torch_geometric.nn.models import ViSNet
-
-    from ..adapters.pyg_visnet import RadiusGraph, ViSNetPotential, build_visnet_freecg
-
-    visnet_args = dict(config.model.visnet, mean=float(energy_mean), std=float(energy_std), derivative=False)
-    if config.model.freecg is None:
-        visnet = ViSNet(**visnet_args)
-        visnet.representation_model.distance = RadiusGraph(visnet.representation_model.cutoff)
-    else:
-        visnet = build_visnet_freecg(config.model.freecg, config.model.freecg_layers, **visnet_args)
-    return ViSNetPotential(visnet)
+def build_potential(
+    config: TrainConfig, energy_mean: float = 0.0, energy_std: float = 1.0, elements: Optional[list] = None, avg_num_neighbors: float = 10.0
+):
+    """The configured host (+ FreeCG unless ``model.freecg`` is null) as an explicit-graph potential."""
+    m = config.model
+    return build_host(
+        m.host, m.args, m.cutoff, m.freecg, m.freecg_layers, elements or [], energy_mean, energy_std, avg_num_neighbors, config.optim.seed
+    )
 
 
 class FrameCollate:
@@ -76,13 +72,14 @@ class PotentialTask(L.LightningModule):
         energy_std: float = 1.0,
         energy_unit: str = "eV",
         elements: Optional[list] = None,
+        avg_num_neighbors: float = 10.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.energy_unit = energy_unit
         self.elements = sorted(int(z) for z in elements) if elements is not None else None
         self.config = TrainConfig.from_dict(config)
-        self.model = build_potential(self.config, energy_mean, energy_std)
+        self.model = build_potential(self.config, energy_mean, energy_std, self.elements, avg_num_neighbors)
         decay = self.config.optim.ema_decay
         self.ema: Optional[torch.optim.swa_utils.AveragedModel] = None
         if decay:

@@ -1,0 +1,393 @@
+"""``freecg compare``: does FreeCG make a host better, and at what cost?
+
+For every host in the plan, the bare host and host + FreeCG are trained by the project's trainer
+(:mod:`freecg_plugin.training.run`: one loss, optimiser, warm-up/plateau schedule, EMA and
+precision for every host, see :mod:`freecg_plugin.training.hosts`) with everything else equal:
+data, split, seed, epochs, batch size, loss weights. Two budgets: equal epochs, and equal
+wall-clock time (the bare host trains for as long as host + FreeCG took, ``optim.max_time_s``).
+A ViSNet ablation (+ group CG, + shuffle, + enhancer, and a second group count) can be added.
+
+Each run is a ``freecg train`` subprocess in its own folder (so peak memory is per run). A run is
+finished when its ``test_metrics.json`` exists; a new invocation skips finished runs and resumes
+an interrupted one from its last checkpoint. Runs with identical configs are run once.
+Outputs: ``comparison.md``, ``comparison.json``, ``force_mae.png`` and ``learning_curves.png``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+import yaml
+
+from .config import DataConfig, OptimConfig, TrainConfig
+from .hosts import HOSTS
+from .report import epoch_curves, write_atomic
+
+__all__ = ["CompareConfig", "Run", "load_compare_config", "plan", "preset_path", "report", "run_plan"]
+
+PRESETS = Path(__file__).with_name("presets")
+BUDGETS = ("epochs", "time")
+ABLATION_STEPS = {  # the paper's ablation order
+    "+ group CG": dict(group_cg=True, shuffle=False, enhancer=False),
+    "+ shuffle": dict(group_cg=True, shuffle=True, enhancer=False),
+    "+ enhancer": dict(group_cg=True, shuffle=True, enhancer=True),
+}
+
+
+@dataclass
+class CompareConfig:
+    """A comparison plan (YAML; unknown keys are rejected by name).
+
+    Attributes:
+        hosts: one entry per host: ``{host, args, freecg, freecg_layers, label}`` (``host`` one of
+            ``visnet, painn, so3net, nequip, allegro``; ``args`` its arguments; ``freecg`` the
+            settings of the FreeCG member; ``label`` defaults to the host name).
+        data: :class:`~freecg_plugin.training.config.DataConfig` values, shared by every run.
+        optim: :class:`~freecg_plugin.training.config.OptimConfig` values, shared by every run
+            (``max_epochs`` is the equal-epoch budget; ``seed`` is replaced by each of ``seeds``).
+        cutoff: graph cutoff in Å for every host.
+        seeds: training seeds; results are reported as mean ± std over them.
+        budgets: ``epochs`` and/or ``time`` (the bare host gets host + FreeCG's training time).
+        ablation: ``{args, groups: [G1, G2]}`` for the ViSNet ablation (``null``: none).
+        output: folder for the runs and the report.
+        accelerator: Lightning accelerator for every run.
+    """
+
+    hosts: List[Dict[str, Any]]
+    data: Dict[str, Any] = field(default_factory=dict)
+    optim: Dict[str, Any] = field(default_factory=dict)
+    cutoff: float = 5.0
+    seeds: List[int] = field(default_factory=lambda: [1])
+    budgets: List[str] = field(default_factory=lambda: list(BUDGETS))
+    ablation: Optional[Dict[str, Any]] = None
+    output: str = "runs/compare"
+    accelerator: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not self.hosts:
+            raise ValueError("compare: `hosts` is empty")
+        for i, entry in enumerate(self.hosts):
+            unknown = sorted(set(entry) - {"host", "args", "freecg", "freecg_layers", "label"})
+            if unknown:
+                raise ValueError(f"compare: hosts[{i}] has unknown keys {unknown}")
+            if entry.get("host") not in HOSTS:
+                raise ValueError(f"compare: hosts[{i}].host must be one of {sorted(HOSTS)}, got {entry.get('host')!r}")
+        bad = sorted(set(self.budgets) - set(BUDGETS))
+        if bad or not self.budgets:
+            raise ValueError(f"compare: budgets must be a non-empty subset of {list(BUDGETS)}, got {self.budgets}")
+        if not self.seeds:
+            raise ValueError("compare: `seeds` is empty")
+        TrainConfig.from_dict({"data": self.data, "optim": self.optim}, "compare")  # checks the shared sections
+        if self.ablation is not None:
+            unknown = sorted(set(self.ablation) - {"args", "groups"})
+            if unknown or len(self.ablation.get("groups", [])) != 2:
+                raise ValueError("compare: ablation needs `args` (ViSNet arguments) and `groups: [G1, G2]`")
+
+
+def load_compare_config(path) -> CompareConfig:
+    """Read a comparison plan; errors name the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such comparison config")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: malformed YAML ({err})") from None
+    if not isinstance(values, Mapping):
+        raise ValueError(f"{path}: expected a mapping, got {type(values).__name__}")
+    known = {f.name for f in fields(CompareConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown}; known: {sorted(known)}")
+    if "hosts" not in values:
+        raise ValueError(f"{path}: `hosts` is required")
+    try:
+        return CompareConfig(**values)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def preset_path(name: str) -> Path:
+    """The shipped plan ``name`` (``quick``, ``full``, ``water``)."""
+    path = PRESETS / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in PRESETS.glob("*.yaml"))
+        raise ValueError(f"unknown preset {name!r}; presets: {known}")
+    return path
+
+
+@dataclass
+class Run:
+    """One training run of the plan.
+
+    ``time_of``: the key of the run whose training time is this run's budget (equal-time runs).
+    """
+
+    key: str
+    label: str
+    variant: str
+    budget: str
+    seed: int
+    config: Dict[str, Any]
+    time_of: Optional[str] = None
+
+    @property
+    def folder(self) -> str:
+        return f"runs/{self.key}"
+
+
+def _key(config: Dict[str, Any], time_of: Optional[str]) -> str:
+    text = json.dumps({"config": config, "time_of": time_of}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def plan(config: CompareConfig) -> List[Run]:
+    """Every run the comparison needs, in an order where each equal-time run follows its reference.
+    Runs with identical settings (e.g. an ablation step that equals the FreeCG member) appear once."""
+    runs: Dict[str, Run] = {}
+
+    def add(label, variant, budget, seed, host, args, freecg, layers=None, time_of=None) -> str:
+        optim = dict(config.optim, seed=seed)
+        if budget == "time":
+            optim["max_epochs"] = int(optim.get("max_epochs", OptimConfig.max_epochs)) * 100
+        train = {
+            "data": dict(config.data),
+            "model": {"host": host, "args": dict(args or {}), "cutoff": config.cutoff, "freecg": copy.deepcopy(freecg), "freecg_layers": layers},
+            "optim": optim,
+            "accelerator": config.accelerator,
+        }
+        key = _key(train, time_of)
+        if key not in runs:
+            runs[key] = Run(key, label, variant, budget, seed, train, time_of)
+        return key
+
+    for seed in config.seeds:
+        for entry in config.hosts:
+            label = entry.get("label", entry["host"])
+            host, args = entry["host"], entry.get("args", {})
+            with_freecg = add(label, "host + FreeCG", "epochs", seed, host, args, dict(entry.get("freecg") or {}), entry.get("freecg_layers"))
+            add(label, "host", "epochs", seed, host, args, None)
+            if "time" in config.budgets:
+                add(label, "host", "time", seed, host, args, None, time_of=with_freecg)
+        if config.ablation is not None:
+            args = config.ablation["args"]
+            add("ViSNet ablation", "ViSNet", "epochs", seed, "visnet", args, None)
+            first, second = config.ablation["groups"]
+            for step, switches in ABLATION_STEPS.items():
+                add("ViSNet ablation", f"{step} (G={first})", "epochs", seed, "visnet", args, dict(switches, groups=first))
+            add("ViSNet ablation", f"+ enhancer (G={second})", "epochs", seed, "visnet", args, dict(ABLATION_STEPS["+ enhancer"], groups=second))
+    return list(runs.values())
+
+
+def _results(output: Path, run: Run) -> Optional[Dict[str, Any]]:
+    path = output / run.folder / "test_metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _execute(output: Path, run: Run, budget_seconds: Optional[float]) -> None:
+    folder = output / run.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    config = copy.deepcopy(run.config)
+    if budget_seconds is not None:
+        config["optim"]["max_time_s"] = float(budget_seconds)
+    config["output"] = str(folder)
+    write_atomic(folder / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
+    command = [sys.executable, "-m", "freecg_plugin.cli", "train", "--config", str(folder / "config.yaml")]
+    last = folder / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        command += ["--resume", str(last)]  # an interrupted run goes on from its last epoch
+    with open(folder / "train.log", "a") as log:
+        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise RuntimeError(f"run {run.label} / {run.variant} / {run.budget} / seed {run.seed} failed (exit {code}); see {folder / 'train.log'}")
+
+
+def run_plan(config: CompareConfig, progress: bool = True) -> Dict[str, Any]:
+    """Run (or finish) every run of the plan, then write and return the report."""
+    from tqdm import tqdm
+
+    output = Path(config.output)
+    runs = plan(config)
+    write_atomic(output / "plan.json", lambda tmp: Path(tmp).write_text(json.dumps([asdict(r) for r in runs], indent=1)))
+    todo = [r for r in runs if _results(output, r) is None]
+    print(f"compare: {len(runs)} runs in the plan, {len(runs) - len(todo)} already finished -> {output}", flush=True)
+    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), disable=not progress, unit="run", file=sys.stdout, dynamic_ncols=True)
+    by_key = {r.key: r for r in runs}
+    for run in todo:
+        bar.set_description(f"{run.label}: {run.variant} ({run.budget}, seed {run.seed})")
+        budget = None
+        if run.time_of is not None:
+            reference = _results(output, by_key[run.time_of])
+            budget = reference["train_seconds"]
+        start = time.perf_counter()
+        _execute(output, run, budget)
+        bar.update(1)
+        bar.write(f"  done: {run.label} / {run.variant} / {run.budget} / seed {run.seed} in {time.perf_counter() - start:.0f} s")
+    bar.close()
+    return report(config, runs)
+
+
+def _mean_std(values: List[float]) -> Dict[str, float]:
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return {"mean": mean, "std": std, "n": len(values)}
+
+
+COLUMNS = (
+    ("forces_mae", "force MAE"), ("forces_rmse", "force RMSE"), ("energy_mae", "energy MAE"), ("energy_rmse", "energy RMSE"),
+    ("parameters", "parameters"), ("seconds_per_epoch", "s / epoch"), ("epochs", "epochs"),
+    ("inference_ms_per_structure", "ms / structure"), ("peak_memory_mb", "peak memory (MB)"),
+)
+
+
+def report(config: CompareConfig, runs: Optional[List[Run]] = None) -> Dict[str, Any]:
+    """Collect finished runs into ``comparison.json``/``.md`` and the PNG plots; returns the JSON.
+
+    Raises:
+        RuntimeError: if the members of a pair did not see the same frames or seed.
+    """
+    output = Path(config.output)
+    runs = runs if runs is not None else plan(config)
+    groups: Dict[tuple, List[Dict[str, Any]]] = {}
+    unit = None
+    for run in runs:
+        result = _results(output, run)
+        if result is None:
+            continue
+        unit = result.get("unit", unit)
+        groups.setdefault((run.label, run.variant, run.budget), []).append({"seed": run.seed, "folder": run.folder, **result})
+    fingerprints: Dict[tuple, set] = {}
+    for (label, _, _), members in groups.items():
+        for m in members:
+            fingerprints.setdefault((label, m["seed"]), set()).add(m["data_fingerprint"])
+    mixed = {k: v for k, v in fingerprints.items() if len(v) > 1}
+    if mixed:
+        raise RuntimeError(f"compare: runs of one host and seed saw different data: {mixed}")
+    rows = []
+    for (label, variant, budget), members in groups.items():
+        row = {"host": label, "variant": variant, "budget": budget, "seeds": [m["seed"] for m in members],
+               "data_fingerprint": members[0]["data_fingerprint"], "runs": [m["folder"] for m in members]}
+        for key, _ in COLUMNS:
+            row[key] = _mean_std([float(m[key]) for m in members])
+        rows.append(row)
+    verdicts = _verdicts(rows)
+    result = {"unit": unit, "rows": rows, "verdicts": verdicts, "plan": {"seeds": config.seeds, "budgets": config.budgets,
+              "data": config.data, "optim": config.optim, "cutoff": config.cutoff}}
+    write_atomic(output / "comparison.json", lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1)))
+    write_atomic(output / "comparison.md", lambda tmp: Path(tmp).write_text(markdown(result)))
+    _plot_force_mae(rows, unit, output / "force_mae.png")
+    _plot_learning_curves(output, runs, output / "learning_curves.png", unit)
+    print(markdown(result), flush=True)
+    return result
+
+
+def _verdicts(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Per host: FreeCG's change of test force MAE against the bare host, at each budget."""
+    index = {(r["host"], r["variant"], r["budget"]): r for r in rows}
+    out = []
+    for (host, variant, budget), row in index.items():
+        if variant != "host + FreeCG":
+            continue
+        entry = {"host": host, "force_mae_freecg": row["forces_mae"]["mean"], "cost_per_epoch": None}
+        for name in ("epochs", "time"):
+            bare = index.get((host, "host", name))
+            if bare is not None:
+                entry[f"force_mae_host_{name}"] = bare["forces_mae"]["mean"]
+                entry[f"change_vs_{name}_percent"] = 100 * (row["forces_mae"]["mean"] / bare["forces_mae"]["mean"] - 1)
+        bare = index.get((host, "host", "epochs"))
+        if bare is not None:
+            entry["cost_per_epoch"] = row["seconds_per_epoch"]["mean"] / bare["seconds_per_epoch"]["mean"]
+        out.append(entry)
+    return out
+
+
+def _fmt(stat: Dict[str, float], digits: int = 3) -> str:
+    if stat["n"] > 1:
+        return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+    return f"{stat['mean']:.{digits}f}"
+
+
+def markdown(result: Dict[str, Any]) -> str:
+    unit = result["unit"] or "energy unit"
+    lines = [f"Test errors in {unit} (forces per Å); mean ± std over seeds where more than one.", ""]
+    header = ["host", "variant", "budget", *[name for _, name in COLUMNS]]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in sorted(result["rows"], key=lambda r: (r["host"], r["budget"], r["variant"])):
+        cells = [r["host"], r["variant"], "equal epochs" if r["budget"] == "epochs" else "equal time"]
+        for key, _ in COLUMNS:
+            digits = 0 if key in ("parameters", "epochs", "peak_memory_mb") else (2 if key in ("seconds_per_epoch", "inference_ms_per_structure") else 3)
+            cells.append(_fmt(r[key], digits))
+        lines.append("| " + " | ".join(cells) + " |")
+    if result["verdicts"]:
+        lines += ["", "| host | force MAE change with FreeCG, equal epochs | same, equal time | cost per epoch |", "|---|---|---|---|"]
+        for v in result["verdicts"]:
+            epochs = v.get("change_vs_epochs_percent")
+            timed = v.get("change_vs_time_percent")
+            lines.append(
+                f"| {v['host']} | {'' if epochs is None else f'{epochs:+.1f} %'} | {'' if timed is None else f'{timed:+.1f} %'} | "
+                f"{'' if v['cost_per_epoch'] is None else f'{v['cost_per_epoch']:.2f}x'} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _plot_force_mae(rows: List[Dict[str, Any]], unit: Optional[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hosts = sorted({r["host"] for r in rows})
+    index = {(r["host"], r["variant"], r["budget"]): r for r in rows}
+    bars = [("host", "epochs", "host (equal epochs)"), ("host", "time", "host (equal time)"), ("host + FreeCG", "epochs", "host + FreeCG")]
+    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(hosts)), 3.6))
+    width = 0.8 / len(bars)
+    for b, (variant, budget, name) in enumerate(bars):
+        xs, ys, es = [], [], []
+        for h, host in enumerate(hosts):
+            row = index.get((host, variant, budget))
+            if row is not None:
+                xs.append(h + (b - (len(bars) - 1) / 2) * width)
+                ys.append(row["forces_mae"]["mean"])
+                es.append(row["forces_mae"]["std"])
+        if xs:
+            ax.bar(xs, ys, width, yerr=es, capsize=3, label=name)
+    ax.set_xticks(range(len(hosts)), hosts)
+    ax.set_ylabel(f"test force MAE ({unit or 'energy unit'}/Å)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+
+
+def _plot_learning_curves(output: Path, runs: List[Run], path: Path, unit: Optional[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = sorted({r.label for r in runs})
+    fig, axes = plt.subplots(1, len(labels), figsize=(3.4 * len(labels), 3.0), squeeze=False)
+    for ax, label in zip(axes[0], labels):
+        for run in runs:
+            if run.label != label or run.budget != "epochs":
+                continue
+            curve = epoch_curves(output / run.folder / "logs", ("val_forces_mae",)).get("val_forces_mae")
+            if curve:
+                ax.plot(list(curve), list(curve.values()), label=f"{run.variant} (seed {run.seed})")
+        ax.set_title(label)
+        ax.set_xlabel("epoch")
+        ax.set_yscale("log")
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel(f"validation force MAE ({unit or 'energy unit'}/Å)")
+    fig.tight_layout()
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
