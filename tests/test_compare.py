@@ -69,7 +69,7 @@ def test_every_host_builds_bare_and_with_freecg_and_gives_forces(host):
 def test_plan_pairs_share_everything_but_the_model(tmp_path):
     config = CompareConfig(**tiny_plan(tmp_path), ablation={"args": {"lmax": 2, "num_heads": 2, "num_layers": 1, "hidden_channels": 8, "num_rbf": 4}, "groups": [2, 8]})
     runs = plan(config)
-    by = {(r.label, r.variant, r.budget): r for r in runs}
+    by = {(label, variant, r.budget): r for r in runs for label, variant in r.roles}
     for host in ("painn", "nequip"):
         bare, with_freecg, timed = by[(host, "host", "epochs")], by[(host, "host + FreeCG", "epochs")], by[(host, "host", "time")]
         for other in (with_freecg, timed):
@@ -77,8 +77,12 @@ def test_plan_pairs_share_everything_but_the_model(tmp_path):
         assert bare.config["optim"] == with_freecg.config["optim"]
         assert bare.config["model"]["freecg"] is None and with_freecg.config["model"]["freecg"]
         assert timed.time_of == with_freecg.key and runs.index(timed) > runs.index(with_freecg)
-    ablation = [r.variant for r in runs if r.label == "ViSNet ablation"]
+    ablation = [variant for r in runs for label, variant in r.roles if label == "ViSNet ablation"]
     assert ablation == ["ViSNet", "+ group CG (G=2)", "+ shuffle (G=2)", "+ enhancer (G=2)", "+ enhancer (G=8)"]
+    # the ablation's bare ViSNet and its full FreeCG (G=2) are the visnet pair's runs, trained once
+    config.hosts = [{"host": "visnet", "args": config.ablation["args"], "freecg": {"groups": 2}}]
+    shared = [r for r in plan(config) if len(r.roles) == 2]
+    assert sorted(r.roles[1][1] for r in shared) == ["+ enhancer (G=2)", "ViSNet"]
 
 
 @pytest.mark.parametrize(

@@ -36,10 +36,10 @@ __all__ = ["CompareConfig", "Run", "load_compare_config", "plan", "preset_path",
 
 PRESETS = Path(__file__).with_name("presets")
 BUDGETS = ("epochs", "time")
-ABLATION_STEPS = {  # the paper's ablation order
-    "+ group CG": dict(group_cg=True, shuffle=False, enhancer=False),
-    "+ shuffle": dict(group_cg=True, shuffle=True, enhancer=False),
-    "+ enhancer": dict(group_cg=True, shuffle=True, enhancer=True),
+ABLATION_STEPS = {  # the paper's ablation order; the last step is FreeCG with its defaults
+    "+ group CG": dict(shuffle=False, enhancer=False),
+    "+ shuffle": dict(enhancer=False),
+    "+ enhancer": dict(),
 }
 
 
@@ -127,14 +127,18 @@ def preset_path(name: str) -> Path:
 
 @dataclass
 class Run:
-    """One training run of the plan.
+    """One training run of the plan, with every role it plays in the report.
 
-    ``time_of``: the key of the run whose training time is this run's budget (equal-time runs).
+    Attributes:
+        key: a hash of the run's settings (its folder is ``runs/<key>``).
+        roles: ``[label, variant]`` pairs (e.g. ``["visnet", "host"]`` and
+            ``["ViSNet ablation", "ViSNet"]`` when the two are the same run).
+        budget: ``epochs`` or ``time``.
+        time_of: the key of the run whose training time is this run's budget (equal-time runs).
     """
 
     key: str
-    label: str
-    variant: str
+    roles: List[List[str]]
     budget: str
     seed: int
     config: Dict[str, Any]
@@ -144,6 +148,11 @@ class Run:
     def folder(self) -> str:
         return f"runs/{self.key}"
 
+    @property
+    def name(self) -> str:
+        label, variant = self.roles[0]
+        return f"{label}: {variant} ({self.budget}, seed {self.seed})"
+
 
 def _key(config: Dict[str, Any], time_of: Optional[str]) -> str:
     text = json.dumps({"config": config, "time_of": time_of}, sort_keys=True)
@@ -152,7 +161,8 @@ def _key(config: Dict[str, Any], time_of: Optional[str]) -> str:
 
 def plan(config: CompareConfig) -> List[Run]:
     """Every run the comparison needs, in an order where each equal-time run follows its reference.
-    Runs with identical settings (e.g. an ablation step that equals the FreeCG member) appear once."""
+    Runs with identical settings (e.g. the ablation's bare ViSNet and the visnet pair's host) are
+    run once and play several roles."""
     runs: Dict[str, Run] = {}
 
     def add(label, variant, budget, seed, host, args, freecg, layers=None, time_of=None) -> str:
@@ -167,7 +177,8 @@ def plan(config: CompareConfig) -> List[Run]:
         }
         key = _key(train, time_of)
         if key not in runs:
-            runs[key] = Run(key, label, variant, budget, seed, train, time_of)
+            runs[key] = Run(key, [], budget, seed, train, time_of)
+        runs[key].roles.append([label, variant])
         return key
 
     for seed in config.seeds:
@@ -208,7 +219,7 @@ def _execute(output: Path, run: Run, budget_seconds: Optional[float]) -> None:
     with open(folder / "train.log", "a") as log:
         code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
     if code != 0:
-        raise RuntimeError(f"run {run.label} / {run.variant} / {run.budget} / seed {run.seed} failed (exit {code}); see {folder / 'train.log'}")
+        raise RuntimeError(f"run {run.name} failed (exit {code}); see {folder / 'train.log'}")
 
 
 def run_plan(config: CompareConfig, progress: bool = True) -> Dict[str, Any]:
@@ -223,7 +234,7 @@ def run_plan(config: CompareConfig, progress: bool = True) -> Dict[str, Any]:
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), disable=not progress, unit="run", file=sys.stdout, dynamic_ncols=True)
     by_key = {r.key: r for r in runs}
     for run in todo:
-        bar.set_description(f"{run.label}: {run.variant} ({run.budget}, seed {run.seed})")
+        bar.set_description(run.name)
         budget = None
         if run.time_of is not None:
             reference = _results(output, by_key[run.time_of])
@@ -231,7 +242,7 @@ def run_plan(config: CompareConfig, progress: bool = True) -> Dict[str, Any]:
         start = time.perf_counter()
         _execute(output, run, budget)
         bar.update(1)
-        bar.write(f"  done: {run.label} / {run.variant} / {run.budget} / seed {run.seed} in {time.perf_counter() - start:.0f} s")
+        bar.write(f"  done: {run.name} in {time.perf_counter() - start:.0f} s")
     bar.close()
     return report(config, runs)
 
@@ -264,7 +275,8 @@ def report(config: CompareConfig, runs: Optional[List[Run]] = None) -> Dict[str,
         if result is None:
             continue
         unit = result.get("unit", unit)
-        groups.setdefault((run.label, run.variant, run.budget), []).append({"seed": run.seed, "folder": run.folder, **result})
+        for label, variant in run.roles:
+            groups.setdefault((label, variant, run.budget), []).append({"seed": run.seed, "folder": run.folder, **result})
     fingerprints: Dict[tuple, set] = {}
     for (label, _, _), members in groups.items():
         for m in members:
@@ -374,15 +386,16 @@ def _plot_learning_curves(output: Path, runs: List[Run], path: Path, unit: Optio
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = sorted({r.label for r in runs})
+    labels = sorted({label for r in runs for label, _ in r.roles})
     fig, axes = plt.subplots(1, len(labels), figsize=(3.4 * len(labels), 3.0), squeeze=False)
     for ax, label in zip(axes[0], labels):
         for run in runs:
-            if run.label != label or run.budget != "epochs":
+            variants = [variant for role_label, variant in run.roles if role_label == label]
+            if not variants or run.budget != "epochs":
                 continue
             curve = epoch_curves(output / run.folder / "logs", ("val_forces_mae",)).get("val_forces_mae")
             if curve:
-                ax.plot(list(curve), list(curve.values()), label=f"{run.variant} (seed {run.seed})")
+                ax.plot(list(curve), list(curve.values()), label=f"{variants[0]} (seed {run.seed})")
         ax.set_title(label)
         ax.set_xlabel("epoch")
         ax.set_yscale("log")
