@@ -333,7 +333,19 @@ def markdown(result: Dict[str, Any]) -> str:
     lines = [f"Test errors in {unit} (forces per Å); mean ± std over seeds where more than one.", ""]
     header = ["host", "variant", "budget", *[name for _, name in COLUMNS]]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in sorted(result["rows"], key=lambda r: (r["host"], r["budget"], r["variant"])):
+    pair_rank = {("host", "epochs"): 0, ("host + FreeCG", "epochs"): 1, ("host", "time"): 2}
+    first = {}
+    for i, r in enumerate(result["rows"]):  # rows come in plan order
+        first.setdefault(r["host"], i)
+    steps = list(ABLATION_STEPS)
+
+    def order(item):
+        i, r = item
+        step = r["variant"].split(" (")[0]
+        rank = pair_rank.get((r["variant"], r["budget"]), 3 + (steps.index(step) if step in steps else -1))
+        return first[r["host"]], rank, i
+
+    for _, r in sorted(enumerate(result["rows"]), key=order):
         cells = [r["host"], r["variant"], "equal epochs" if r["budget"] == "epochs" else "equal time"]
         for key, _ in COLUMNS:
             digits = 0 if key in ("parameters", "epochs", "peak_memory_mb") else (2 if key in ("seconds_per_epoch", "inference_ms_per_structure") else 3)
@@ -357,7 +369,7 @@ def _plot_force_mae(rows: List[Dict[str, Any]], unit: Optional[str], path: Path)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    hosts = sorted({r["host"] for r in rows})
+    hosts = sorted({r["host"] for r in rows if r["variant"] == "host + FreeCG"})  # pairs only, not the ablation
     index = {(r["host"], r["variant"], r["budget"]): r for r in rows}
     bars = [("host", "epochs", "host (equal epochs)"), ("host", "time", "host (equal time)"), ("host + FreeCG", "epochs", "host + FreeCG")]
     fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(hosts)), 3.6))
