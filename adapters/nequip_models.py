@@ -36,10 +36,6 @@ from .nequip_nn import FreeCGEnvironmentContracter, FreeCGTensorProductScatter, 
 __all__ = ["FreeCGAllegroModel", "FreeCGModel", "FreeCGNequIPGNNModel", "splice_freecg"]
 
 
-def _default_groups(channels: int) -> int:
-    return channels // 8 if channels % 8 == 0 else 1
-
-
 def _chosen(layers: Optional[List[int]], eligible: List[int], count: int, what: str) -> List[int]:
     if layers is None:
         return eligible
@@ -72,7 +68,7 @@ def _splice_nequip(blocks: List[InteractionBlock], settings: Dict[str, Any], lay
             enhancer_out=scatter.tp.weight_numel,
             keep_self_update=False,
         )
-        config = FreeCGConfig.for_host(settings, host, groups=_default_groups(channels))
+        config = FreeCGConfig.for_host(settings, host)
         dtype = next(block.parameters()).dtype
         block.tp_scatter = FreeCGTensorProductScatter(scatter, FreeCGLayer(config), scatter.feature_irreps_in).to(dtype)
 
@@ -82,7 +78,7 @@ def _splice_allegro(allegro: Allegro_Module, settings: Dict[str, Any], layers: O
     irreps = freecg_irreps(sh, sh)
     channels = allegro.num_tensor_features
     host = dict(irreps=str(irreps), channels=channels, keep_self_update=False)
-    config = FreeCGConfig.for_host(settings, host, groups=_default_groups(channels), enhancer=False)
+    config = FreeCGConfig.for_host(settings, host, enhancer=False)
     dtype = next(allegro.parameters()).dtype
     for i in _chosen(layers, list(range(len(allegro.tps))), len(allegro.tps), "Allegro layers"):
         if isinstance(allegro.tps[i], FreeCGEnvironmentContracter):

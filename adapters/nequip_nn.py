@@ -34,6 +34,7 @@ from e3nn.o3._linear import Linear
 from torch import Tensor, nn
 
 from freecg_plugin.nn import FreeCGLayer
+from freecg_plugin.nn._irreps import spherical_irreps
 
 __all__ = ["FreeCGEnvironmentContracter", "FreeCGTensorProductScatter", "NequIPPotential", "freecg_irreps"]
 
@@ -46,13 +47,12 @@ def freecg_irreps(message_irreps: Irreps, sh_irreps: Irreps) -> Irreps:
             parity) or the messages carry no l >= 1.
     """
     sh_irreps = Irreps(sh_irreps)
-    expected = [(1, (l, (-1) ** l)) for l in range(sh_irreps.lmax + 1)]
-    if [(mul, (ir.l, ir.p)) for mul, ir in sh_irreps] != expected:
+    if sh_irreps != Irreps(spherical_irreps(sh_irreps.lmax)):
         raise ValueError(f"FreeCG needs edge harmonics 0e+1o+2e+..., got {sh_irreps}")
     lmax = min(Irreps(message_irreps).lmax, sh_irreps.lmax)
     if lmax < 1:
         raise ValueError(f"FreeCG needs messages with l >= 1, got {message_irreps}")
-    return Irreps([(1, (l, (-1) ** l)) for l in range(lmax + 1)])
+    return Irreps(spherical_irreps(lmax))
 
 
 class FreeCGTensorProductScatter(nn.Module):
@@ -77,14 +77,14 @@ class FreeCGTensorProductScatter(nn.Module):
         self.dim = builder.dim
         self.channels = builder.channels
         self.use_enhancer = freecg.enhancer is not None
-        self.use_group_cg = freecg.group_cg is not None
+        use_group_cg = freecg.group_cg is not None
         if self.use_enhancer and freecg.enhancer.linear.out_features != tp_scatter.tp.weight_numel:
             raise ValueError(
                 f"enhancer_out {freecg.enhancer.linear.out_features} != the TP's {tp_scatter.tp.weight_numel} edge weights"
             )
         self.state_in = Linear(Irreps(feature_irreps_in), edge_irreps)
-        self.messages_in = Linear(irreps_mid, edge_irreps) if self.use_group_cg else None
-        self.products_out = Linear(edge_irreps, irreps_mid) if self.use_group_cg else None
+        self.messages_in = Linear(irreps_mid, edge_irreps) if use_group_cg else None
+        self.products_out = Linear(edge_irreps, irreps_mid) if use_group_cg else None
 
     def forward(self, x: Tensor, edge_attr: Tensor, edge_weight: Tensor, edge_dst: Tensor, edge_src: Tensor) -> Tensor:
         freecg = self.freecg

@@ -163,7 +163,7 @@ def splice_visnet(
     host = {"irreps": "1o+2e" if block.lmax == 2 else "1o", "channels": block.hidden_channels, "enhancer_out": block.num_heads}
     if identity_start:
         host.update(init="zeros", keep_self_update=True)
-    config = FreeCGConfig.for_host(freecg, host, groups=max(1, block.hidden_channels // 8))
+    config = FreeCGConfig.for_host(freecg, host)
     chosen = list(range(len(block.vis_mp_layers))) if layers is None else [int(i) for i in layers]
     bad = [i for i in chosen if not 0 <= i < len(block.vis_mp_layers)]
     if bad:

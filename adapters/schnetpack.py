@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from freecg_plugin.nn import FreeCGConfig, FreeCGLayer
 from freecg_plugin.nn._constants import ExactBuffers
+from freecg_plugin.nn._irreps import spherical_irreps
 
 __all__ = [
     "FreeCGPaiNNInteraction",
@@ -145,10 +146,6 @@ class FreeCGSO3Convolution(ExactBuffers):
         return torch.matmul(q.T, update)
 
 
-def _so3_irreps(lmax: int) -> str:
-    return "+".join(f"{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1))
-
-
 def splice_painn(
     painn: PaiNN,
     freecg: Optional[Mapping[str, Any]] = None,
@@ -162,7 +159,7 @@ def splice_painn(
         freecg: FreeCG settings as a mapping (``groups``, ``shuffle``, ``shift``, ``enhancer``,
             ``group_cg``, ``paths``...). The host sets ``irreps="0e+1o"``, ``channels``,
             ``symmetry="O3"`` and ``enhancer_out`` (3 x channels); ``paths`` default to
-            :data:`PAINN_PATHS`, ``groups`` to channels / 8.
+            :data:`PAINN_PATHS`, ``groups`` to channels / 8 (see ``FreeCGConfig.for_host``).
         layers: which interactions get FreeCG (default all).
         identity_start: zero the new weights so the model's outputs are unchanged until trained.
     """
@@ -170,7 +167,7 @@ def splice_painn(
     host = dict(irreps="0e+1o", channels=f, symmetry="O3", enhancer_out=3 * f, keep_self_update=False)
     if identity_start:
         host["init"] = "zeros"
-    config = FreeCGConfig.for_host(freecg, host, paths=list(PAINN_PATHS), groups=max(1, f // 8))
+    config = FreeCGConfig.for_host(freecg, host, paths=list(PAINN_PATHS))
     _wrap(painn.interactions, FreeCGPaiNNInteraction, config, layers, "PaiNN interaction")
     return painn
 
@@ -192,10 +189,10 @@ def splice_so3net(
         identity_start: zero the new weights so the model's outputs are unchanged until trained.
     """
     f = so3net.n_atom_basis
-    host = dict(irreps=_so3_irreps(so3net.lmax), channels=f, symmetry="O3", enhancer_out=f, keep_self_update=False)
+    host = dict(irreps=spherical_irreps(so3net.lmax), channels=f, symmetry="O3", enhancer_out=f, keep_self_update=False)
     if identity_start:
         host["init"] = "zeros"
-    config = FreeCGConfig.for_host(freecg, host, groups=max(1, f // 8))
+    config = FreeCGConfig.for_host(freecg, host)
     _wrap(so3net.so3convs, FreeCGSO3Convolution, config, layers, "SO3net convolution")
     return so3net
 

@@ -69,6 +69,14 @@ def energies(model, frames, env=None, python=(sys.executable,)):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.fixture(scope="module")
+def eager(trained, frames):
+    """Energies of the trained checkpoint, in eager mode, with freecg-plugin importable."""
+    reference = energies(trained[1] / "best.ckpt", frames)
+    assert reference["freecg_plugin_importable"]
+    return reference["energies"]
+
+
 def test_nequip_train_reaches_its_test_stage(trained):
     name, out = trained
     assert (out / "best.ckpt").is_file() and (out / "last.ckpt").is_file()
@@ -79,12 +87,10 @@ def test_nequip_train_reaches_its_test_stage(trained):
     assert f"freecg_plugin.adapters.nequip_models.{target}" in (out / ".hydra" / "config.yaml").read_text()
 
 
-def test_package_runs_where_freecg_plugin_is_not_installed(trained, frames, tmp_path):
+def test_package_runs_where_freecg_plugin_is_not_installed(trained, frames, eager, tmp_path):
     name, out = trained
     package = out / f"{name}.nequip.zip"
     run([BIN / "nequip-package", "build", out / "best.ckpt", package], cwd=out)
-    reference = energies(out / "best.ckpt", frames)
-    assert reference["freecg_plugin_importable"]
     # a site-packages without our distribution (module, metadata and entry point), no .pth files
     site = Path(next(p for p in sys.path if p.endswith("site-packages")))
     clean = tmp_path / "site-packages"
@@ -95,15 +101,14 @@ def test_package_runs_where_freecg_plugin_is_not_installed(trained, frames, tmp_
     env = {**os.environ, "PYTHONPATH": str(clean)}
     packaged = energies(package, frames, env=env, python=(sys.executable, "-S"))
     assert not packaged["freecg_plugin_importable"]
-    np.testing.assert_allclose(packaged["energies"], reference["energies"], rtol=1e-12)
+    np.testing.assert_allclose(packaged["energies"], eager, rtol=1e-12)
 
 
-def test_aotinductor_compiled_model_matches_eager(trained, frames):
+def test_aotinductor_compiled_model_matches_eager(trained, frames, eager):
     name, out = trained
     compiled = out / f"{name}.nequip.pt2"
     run([BIN / "nequip-compile", out / "best.ckpt", compiled, "--mode", "aotinductor", "--device", "cpu", "--target", "ase"], cwd=out)
-    reference = energies(out / "best.ckpt", frames)
-    np.testing.assert_allclose(energies(compiled, frames)["energies"], reference["energies"], rtol=1e-6)
+    np.testing.assert_allclose(energies(compiled, frames)["energies"], eager, rtol=1e-6)
 
 
 @pytest.mark.parametrize("model", ["nequip_freecg", "allegro_freecg"])

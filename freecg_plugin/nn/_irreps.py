@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from e3nn.o3._irreps import Irrep, Irreps
 
-__all__ = ["Irrep", "Irreps", "edge_irreps"]
+__all__ = ["Irrep", "Irreps", "edge_irreps", "spherical_irreps"]
 
 
 def edge_irreps(irreps: Irreps | str, what: str = "irreps") -> Irreps:
@@ -39,3 +39,8 @@ def edge_irreps(irreps: Irreps | str, what: str = "irreps") -> Irreps:
     if max(ls) < 1:
         raise ValueError(f"{what}: {irreps} has lmax 0; FreeCG needs equivariant (l >= 1) features")
     return irreps
+
+
+def spherical_irreps(lmax: int) -> str:
+    """``"0e+1o+2e+..."`` up to ``lmax``: one copy of each l with the harmonics' parity (-1)^l."""
+    return "+".join(f"{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1))

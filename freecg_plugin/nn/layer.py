@@ -67,12 +67,15 @@ class FreeCGConfig:
 
         ``host`` fields (irreps, channels, ...) are fixed by the host: a user value that differs is
         an error naming them. ``defaults`` fill only what the user left out. ``edges_per_group``
-        (K) may be given instead of ``groups``: then ``groups = channels / K``.
+        (K) may be given instead of ``groups``: then ``groups = channels / K``. Without either,
+        K = 8 when the host's channels allow it, else one group.
         """
         values = dict(values or {})
+        channels = host.get("channels", values.get("channels"))
+        if channels is not None and "groups" not in values and "edges_per_group" not in values:
+            defaults.setdefault("groups", channels // 8 if channels % 8 == 0 else 1)
         if "edges_per_group" in values:
             k = values.pop("edges_per_group")
-            channels = host.get("channels", values.get("channels"))
             if not isinstance(k, int) or k < 1 or channels is None or channels % k:
                 raise ValueError(f"edges_per_group {k!r} does not divide the host's {channels} channels")
             if values.get("groups", channels // k) != channels // k:

@@ -22,13 +22,13 @@ import math
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Optional
 
 import yaml
 
-from .config import DataConfig, OptimConfig, TrainConfig
+from .config import OptimConfig, TrainConfig, build_dataclass, read_yaml_mapping
 from .hosts import HOSTS
 from .report import epoch_curves, write_atomic
 
@@ -95,23 +95,11 @@ class CompareConfig:
 
 def load_compare_config(path) -> CompareConfig:
     """Read a comparison plan; errors name the file and the problem."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such comparison config")
-    try:
-        values = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: malformed YAML ({err})") from None
-    if not isinstance(values, Mapping):
-        raise ValueError(f"{path}: expected a mapping, got {type(values).__name__}")
-    known = {f.name for f in fields(CompareConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{path}: unknown keys {unknown}; known: {sorted(known)}")
+    values = read_yaml_mapping(path, "comparison config")
     if "hosts" not in values:
         raise ValueError(f"{path}: `hosts` is required")
     try:
-        return CompareConfig(**values)
+        return build_dataclass(CompareConfig, values, "compare")
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
 
@@ -315,9 +303,8 @@ def _verdicts(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             if bare is not None:
                 entry[f"force_mae_host_{name}"] = bare["forces_mae"]["mean"]
                 entry[f"change_vs_{name}_percent"] = 100 * (row["forces_mae"]["mean"] / bare["forces_mae"]["mean"] - 1)
-        bare = index.get((host, "host", "epochs"))
-        if bare is not None:
-            entry["cost_per_epoch"] = row["seconds_per_epoch"]["mean"] / bare["seconds_per_epoch"]["mean"]
+                if name == "epochs":
+                    entry["cost_per_epoch"] = row["seconds_per_epoch"]["mean"] / bare["seconds_per_epoch"]["mean"]
         out.append(entry)
     return out
 

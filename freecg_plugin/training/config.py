@@ -6,10 +6,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-__all__ = ["DataConfig", "ModelConfig", "OptimConfig", "TrainConfig", "load_config"]
+__all__ = ["DataConfig", "ModelConfig", "OptimConfig", "TrainConfig", "build_dataclass", "load_config", "read_yaml_mapping"]
 
 
-def _build(cls, values: Mapping[str, Any] | None, where: str):
+def build_dataclass(cls, values: Mapping[str, Any] | None, where: str):
+    """``cls(**values)``, rejecting unknown keys by name (``where`` says which file/section)."""
     values = dict(values or {})
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
@@ -108,26 +109,31 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"{where}: unknown sections {unknown}; known: {sorted(known)}")
         return cls(
-            data=_build(DataConfig, values.get("data"), f"{where}: data"),
-            model=_build(ModelConfig, values.get("model"), f"{where}: model"),
-            optim=_build(OptimConfig, values.get("optim"), f"{where}: optim"),
+            data=build_dataclass(DataConfig, values.get("data"), f"{where}: data"),
+            model=build_dataclass(ModelConfig, values.get("model"), f"{where}: model"),
+            optim=build_dataclass(OptimConfig, values.get("optim"), f"{where}: optim"),
             output=str(values.get("output", cls.output)),
             accelerator=str(values.get("accelerator", cls.accelerator)),
             devices=values.get("devices", cls.devices),
         )
 
 
-def load_config(path) -> TrainConfig:
-    """Read a YAML config; errors name the file and the problem."""
+def read_yaml_mapping(path, what: str = "config file") -> Dict[str, Any]:
+    """The mapping at the top of a YAML file; errors name the file and the problem."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such config file")
+        raise FileNotFoundError(f"{path}: no such {what}")
     try:
         values = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: malformed YAML ({err})") from None
     if not isinstance(values, Mapping):
-        raise ValueError(f"{path}: expected a mapping of sections, got {type(values).__name__}")
-    return TrainConfig.from_dict(values, str(path))
+        raise ValueError(f"{path}: expected a mapping, got {type(values).__name__}")
+    return dict(values)
+
+
+def load_config(path) -> TrainConfig:
+    """Read a training config from YAML; errors name the file and the problem."""
+    return TrainConfig.from_dict(read_yaml_mapping(path), str(path))

@@ -59,7 +59,9 @@ def _schnetpack(kind: str) -> Callable[..., nn.Module]:
 
 def _nequip(kind: str) -> Callable[..., nn.Module]:
     def build(args, cutoff, freecg, layers, elements, mean, std, avg_num_neighbors, seed) -> nn.Module:
+        from allegro.model import AllegroModel
         from ase.data import chemical_symbols
+        from nequip.model import NequIPGNNModel
         from nequip.nn import ForceStressOutput
         from nequip.utils.global_state import global_state_initialized, set_global_state
 
@@ -71,9 +73,9 @@ def _nequip(kind: str) -> Callable[..., nn.Module]:
             set_global_state()  # nequip's builders require it; it also sets float64 as default
             torch.set_default_dtype(dtype)
         if kind == "nequip":
-            host, with_freecg = "nequip.model.NequIPGNNModel", nequip_models.FreeCGNequIPGNNModel
+            bare, with_freecg = NequIPGNNModel, nequip_models.FreeCGNequIPGNNModel
         else:
-            host, with_freecg = "allegro.model.AllegroModel", nequip_models.FreeCGAllegroModel
+            bare, with_freecg = AllegroModel, nequip_models.FreeCGAllegroModel
         kwargs = dict(
             seed=int(seed),
             model_dtype="float32",
@@ -85,9 +87,7 @@ def _nequip(kind: str) -> Callable[..., nn.Module]:
             **args,
         )
         if freecg is None:
-            from hydra.utils import get_method
-
-            model = get_method(host)(**kwargs)
+            model = bare(**kwargs)
         else:
             model = with_freecg(freecg={**freecg, "layers": layers} if layers is not None else dict(freecg), **kwargs)
         (outputs,) = [m for m in model.modules() if isinstance(m, ForceStressOutput)]
