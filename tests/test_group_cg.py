@@ -56,23 +56,27 @@ def test_path_parsing_round_trip():
     ],
 )
 @pytest.mark.parametrize("dtype, rtol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
-def test_matches_e3nn_reference(irreps, groups, k, symmetry, paths, dtype, rtol, generator):
+@pytest.mark.parametrize("kernel", ["auto", "torch"])
+def test_matches_e3nn_reference(irreps, groups, k, symmetry, paths, dtype, rtol, kernel, generator):
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
-        module = GroupCGTransform(irreps, groups, k, paths=paths, symmetry=symmetry)
+        module = GroupCGTransform(irreps, groups, k, paths=paths, symmetry=symmetry, kernel=kernel)
         torch.nn.init.normal_(module.weight, generator=generator)  # large weights: a real test
         reference = e3nn_reference_group_cg(module)
         x1, x2 = _inputs(module, 7, dtype, generator)
         x1.requires_grad_(True)
+        x2.requires_grad_(True)
+        # "auto" runs the compiled kernel for every K it covers (all but K = 3 here)
+        assert module._kernel_applies(x1, x2) == (kernel == "auto" and k != 3)
         ours = module(x1, x2)
         ref = reference(x1, x2)
         scale = ref.abs().max()
         assert scale > 0.1
         assert (ours - ref).abs().max() <= rtol * scale
         # gradients agree too
-        g_ours = torch.autograd.grad(ours.square().sum(), (x1, module.weight))
-        g_ref = torch.autograd.grad(ref.square().sum(), (x1, module.weight))
+        g_ours = torch.autograd.grad(ours.square().sum(), (x1, x2, module.weight))
+        g_ref = torch.autograd.grad(ref.square().sum(), (x1, x2, module.weight))
         for a, b in zip(g_ours, g_ref):
             assert (a - b).abs().max() <= rtol * b.abs().max()
     finally:
@@ -133,6 +137,7 @@ def test_default_init_is_small():
         (dict(paths=["1o x 1o -> 2e", "1o x 1o -> 2e"]), "duplicate"),
         (dict(symmetry="O2"), "symmetry must be"),
         (dict(init="normal"), "init must be"),
+        (dict(kernel="cuda"), "kernel must be"),
     ],
 )
 def test_bad_configurations(kwargs, message):

@@ -131,11 +131,11 @@ def test_compiles_without_graph_breaks(generator):
     a, b = _messages(layer, 6, generator)
     torch._dynamo.reset()
     compiled = torch.compile(layer, fullgraph=True, backend="eager")  # fullgraph: a break raises
-    assert torch.allclose(compiled(a, b), layer(a, b))
+    assert torch.allclose(compiled(a, b), layer(a, b), atol=1e-6)  # compiled: torch contraction; eager: kernel
 
 
 def test_torchscript(generator):
     layer = _nonzero(FreeCGLayer(**SMALL), generator)
     scripted = torch.jit.script(layer)
     a, b = _messages(layer, 5, generator)
-    assert torch.allclose(scripted(a, b), layer(a, b))
+    assert torch.allclose(scripted(a, b), layer(a, b), atol=1e-6)  # scripted: torch contraction; eager: kernel

@@ -15,11 +15,13 @@ from e3nn.o3._wigner import wigner_3j
 from torch import Tensor, nn
 
 from ._constants import ExactBuffers
+from ._group_cg_kernel import KernelPlan, group_cg_cpu
 from ._irreps import Irrep, Irreps, edge_irreps
 
-__all__ = ["CGPath", "GroupCGTransform", "enumerate_paths", "SYMMETRIES"]
+__all__ = ["CGPath", "GroupCGTransform", "enumerate_paths", "KERNELS", "SYMMETRIES"]
 
 SYMMETRIES = ("O3", "SO3")
+KERNELS = ("auto", "torch")
 """``O3``: rotations and reflections (parity must match); ``SO3``: rotations only."""
 
 _PATH_RE = re.compile(r"^\s*(\d+)([eo])\s*[x*⊗]\s*(\d+)([eo])\s*->\s*(\d+)([eo])\s*$")
@@ -113,8 +115,12 @@ class GroupCGTransform(ExactBuffers):
     ``FullyConnectedTensorProduct(Kx(irreps), ..., shared_weights=False)`` called per group
     with weight ``W[g]``.
 
-    The contraction exploits that ``W`` is shared over atoms: per path one batched GEMM over
-    groups (``x2 @ W``), then a small per-atom contraction with the CG-weighted ``x1``.
+    Two implementations give the same numbers. On the CPU in eager mode (float32/float64) a
+    compiled, fused kernel (``_group_cg_cpu.cpp``: one pass per atom and group over the sparse CG
+    entries, threads over atoms, autograd to any order) runs when a C++ compiler is available.
+    Otherwise, and always under ``torch.compile``, ``torch.export`` and TorchScript, a pure-torch
+    contraction runs: per path one batched GEMM over groups (``x2 @ W``, ``W`` being shared over
+    atoms), then a small per-atom contraction with the CG-weighted ``x1``.
 
     Args:
         irreps: edge irreps of both inputs, e.g. ``"1o+2e"`` (multiplicity 1 each).
@@ -128,6 +134,8 @@ class GroupCGTransform(ExactBuffers):
             path reaches is zero.
         init: ``"xavier"`` (Xavier-uniform of the authors' ``[1, G, numel]`` weight, about
             ±0.009 for 32 x 8, ``1o+2e``) or ``"zeros"`` (the layer starts as identity).
+        kernel: ``"auto"`` (the compiled CPU kernel where it applies, as above) or ``"torch"``
+            (always the pure-torch contraction). An attribute: it can be changed after building.
 
     Shapes:
         x1: ``[N, G, K, irreps.dim]``, x2: ``[N, G, K, irreps_in2.dim]``
@@ -144,8 +152,12 @@ class GroupCGTransform(ExactBuffers):
         irreps_in2: Irreps | str | None = None,
         irreps_out: Irreps | str | None = None,
         init: str = "xavier",
+        kernel: str = "auto",
     ) -> None:
         super().__init__()
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        self.kernel = kernel
         self.symmetry = _check_symmetry(symmetry)
         self.irreps_in1 = edge_irreps(irreps, "irreps")
         self.irreps_in2 = self.irreps_in1 if irreps_in2 is None else edge_irreps(irreps_in2, "irreps_in2")
@@ -166,25 +178,30 @@ class GroupCGTransform(ExactBuffers):
         fan_in = {ir: 0 for _, ir in self.irreps_out}
         for path in self.paths:
             fan_in[path.irreps[2]] += self.edges_per_group**2
+        slices = [irr.slices() for irr in (self.irreps_in1, self.irreps_in2, self.irreps_out)]
         self._path_in1: List[int] = []
         self._path_in2: List[int] = []
         self._cg_offsets: List[int] = [0]
-        coefficients = []
+        coefficients: List[torch.Tensor] = []
+        kernel_slots = []  # per path: start and size of its irreps in x1, x2 and the output
         for path in self.paths:
             a, b, c = path.irreps
-            self._path_in1.append(ir_index[0][a])
-            self._path_in2.append(ir_index[1][b])
+            i1, i2, i3 = ir_index[0][a], ir_index[1][b], ir_index[2][c]
+            self._path_in1.append(i1)
+            self._path_in2.append(i2)
             scale = math.sqrt(c.dim / fan_in[c])
-            cg = wigner_3j(a.l, b.l, c.l, dtype=torch.float64) * scale  # [d1, d2, d3]
-            coefficients.append(cg.reshape(-1))
-            self._cg_offsets.append(self._cg_offsets[-1] + cg.numel())
+            coefficients.append(wigner_3j(a.l, b.l, c.l, dtype=torch.float64) * scale)  # [d1, d2, d3]
+            self._cg_offsets.append(self._cg_offsets[-1] + coefficients[-1].numel())
+            kernel_slots.append((slices[0][i1].start, a.dim, slices[1][i2].start, b.dim, slices[2][i3].start, c.dim))
         self._paths_by_out: List[List[int]] = [
             [p for p, path in enumerate(self.paths) if ir_index[2][path.irreps[2]] == o] for o in range(len(self.irreps_out))
         ]
-        self._slices_in1: List[List[int]] = [[s.start, s.stop] for s in self.irreps_in1.slices()]
-        self._slices_in2: List[List[int]] = [[s.start, s.stop] for s in self.irreps_in2.slices()]
+        self._slices_in1: List[List[int]] = [[s.start, s.stop] for s in slices[0]]
+        self._slices_in2: List[List[int]] = [[s.start, s.stop] for s in slices[1]]
         self._dims_out: List[int] = [ir.dim for _, ir in self.irreps_out]
-        self.register_exact_buffer("cg", torch.cat(coefficients))
+        self.register_exact_buffer("cg", torch.cat([cg.reshape(-1) for cg in coefficients]))
+        dims = (self.irreps_in1.dim, self.irreps_in2.dim, self.irreps_out.dim)
+        self._kernel_plan = KernelPlan(self.groups, self.edges_per_group, dims, kernel_slots, coefficients)
 
         k = self.edges_per_group
         self.weight = nn.Parameter(torch.empty(self.groups, len(self.paths), k, k, k))
@@ -219,7 +236,10 @@ class GroupCGTransform(ExactBuffers):
 
     def extra_repr(self) -> str:
         paths = ", ".join(str(p) for p in self.paths)
-        return f"groups={self.groups}, edges_per_group={self.edges_per_group}, symmetry={self.symmetry}, paths=[{paths}]"
+        return (
+            f"groups={self.groups}, edges_per_group={self.edges_per_group}, symmetry={self.symmetry}, "
+            f"paths=[{paths}], kernel={self.kernel}"
+        )
 
     def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
         """``[N, G, K, D1] x [N, G, K, D2] -> [N, G, K, D_out]``."""
@@ -231,6 +251,28 @@ class GroupCGTransform(ExactBuffers):
                 "GroupCGTransform: expected x1 " + str(expected1) + " and x2 " + str(expected2)
                 + ", got " + str(list(x1.shape)) + " and " + str(list(x2.shape))
             )
+        if not torch.jit.is_scripting() and self._kernel_applies(x1, x2):
+            return self._kernel_forward(x1, x2)
+        return self._torch_forward(x1, x2)
+
+    @torch.jit.unused
+    def _kernel_applies(self, x1: Tensor, x2: Tensor) -> bool:
+        """Eager CPU float32/float64 on plain tensors (not traced, compiled or exported)."""
+        if self.kernel != "auto" or torch.compiler.is_compiling():
+            return False
+        tensors = (x1, x2, self.weight)
+        if any(type(t) not in (Tensor, nn.Parameter) or t.device.type != "cpu" for t in tensors):
+            return False
+        if x1.dtype not in (torch.float32, torch.float64) or any(t.dtype != x1.dtype for t in tensors):
+            return False
+        return self._kernel_plan.supported()
+
+    @torch.jit.unused
+    def _kernel_forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return group_cg_cpu(x1, x2, self.weight, self._kernel_plan)
+
+    def _torch_forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        n, g, k = x1.shape[0], self.groups, self.edges_per_group
         x1g = x1.transpose(0, 1)  # [G, N, K, D1]
         x2g = x2.transpose(0, 1)
         # second operand per irrep as GEMM rows (n, m2) x columns v: [G, N * d2, K]
