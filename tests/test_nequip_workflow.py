@@ -101,7 +101,9 @@ def test_package_runs_where_freecg_plugin_is_not_installed(trained, frames, eage
     env = {**os.environ, "PYTHONPATH": str(clean)}
     packaged = energies(package, frames, env=env, python=(sys.executable, "-S"))
     assert not packaged["freecg_plugin_importable"]
-    np.testing.assert_allclose(packaged["energies"], eager, rtol=1e-12)
+    # float32 model; the archive holds no kernel source, so it runs the torch contraction where the
+    # eager checkpoint ran the compiled kernel: the same numbers up to float32 rounding (kcal/mol)
+    np.testing.assert_allclose(packaged["energies"], eager, rtol=0, atol=1e-4)
 
 
 def test_aotinductor_compiled_model_matches_eager(trained, frames, eager):
