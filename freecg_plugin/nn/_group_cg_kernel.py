@@ -16,6 +16,7 @@ any order (forces in training need the second).
 import ctypes
 import functools
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -30,6 +31,7 @@ from torch import Tensor
 
 __all__ = ["KernelPlan", "group_cg_cpu", "library"]
 
+_LOG = logging.getLogger(__name__)
 _SOURCE = "_group_cg_cpu.cpp"
 _FLAGS = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-fopenmp"]
 
@@ -61,6 +63,7 @@ def _compile(source: Path) -> Path:
     if target.exists():
         return target
     folder.mkdir(parents=True, exist_ok=True)
+    _LOG.info("building the group CG kernel into %s (once per machine, about 15 s)", target)
     handle, partial = tempfile.mkstemp(suffix=".so", prefix=".building_", dir=folder)
     os.close(handle)
     try:
