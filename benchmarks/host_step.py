@@ -48,6 +48,7 @@ def main() -> None:
     cutoff = float(plan["cutoff"])
     train, _ = load_rmd17_split(DATA, "aspirin", "01")
     graph = collate(train.structures[: args.batch], cutoff)
+    graph.positions, graph.cell, graph.shifts = graph.positions.float(), graph.cell.float(), graph.shifts.float()
     energy = train.energy[: args.batch].float()
     forces = torch.cat(train.forces[: args.batch]).float()
     elements = sorted(set(graph.numbers.tolist()))
