@@ -166,7 +166,7 @@ class KernelPlan:
         out = a.new_empty(a.shape[0], self.groups, self.edges_per_group, self.dims[2])
         fn = getattr(library(), "freecg_group_cg_forward_" + _SUFFIX[a.dtype])
         arguments = self._arguments(a.shape[0], a, b, w, out)  # held while the kernel runs
-        fn(*(t.data_ptr() for t in arguments))
+        _check(fn(*(t.data_ptr() for t in arguments)), self)
         return out
 
     def backward(self, a: Tensor, b: Tensor, w: Tensor, z: Tensor, need: Tuple[bool, bool, bool]) -> Tuple[Tensor, Tensor, Tensor]:
@@ -179,11 +179,16 @@ class KernelPlan:
             flags = int(need[0]) | 2 * int(need[1]) | 4 * int(need[2])
             fn = getattr(library(), "freecg_group_cg_backward_" + _SUFFIX[a.dtype])
             arguments = self._arguments(a.shape[0], a, b, w, z)
-            fn(*(t.data_ptr() for t in arguments), flags, ga.data_ptr(), gb.data_ptr(), gw.data_ptr())
+            _check(fn(*(t.data_ptr() for t in arguments), flags, ga.data_ptr(), gb.data_ptr(), gw.data_ptr()), self)
         return ga, gb, gw
 
 
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+
+
+def _check(status: int, plan: KernelPlan) -> None:
+    if status != 0:
+        raise RuntimeError(f"group CG kernel: K = {plan.edges_per_group} is not compiled (status {status})")
 
 
 def _add(total: Optional[Tensor], term: Tensor) -> Tensor:

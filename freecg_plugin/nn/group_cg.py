@@ -21,8 +21,10 @@ from ._irreps import Irrep, Irreps, edge_irreps
 __all__ = ["CGPath", "GroupCGTransform", "enumerate_paths", "KERNELS", "SYMMETRIES"]
 
 SYMMETRIES = ("O3", "SO3")
-KERNELS = ("auto", "torch")
 """``O3``: rotations and reflections (parity must match); ``SO3``: rotations only."""
+
+KERNELS = ("auto", "torch")
+"""``auto``: the compiled CPU kernel where it applies, else the torch contraction; ``torch``: always the latter."""
 
 _PATH_RE = re.compile(r"^\s*(\d+)([eo])\s*[x*⊗]\s*(\d+)([eo])\s*->\s*(\d+)([eo])\s*$")
 
