@@ -3,7 +3,7 @@
     python benchmarks/host_step.py [--batch 10] [--repeats 7] [--preset quick]
 
 Hosts and sizes are those of a ``freecg compare`` preset (default ``quick``); the batch is the first
-``--batch`` frames of rMD17 aspirin (split 01, shipped under ``../shared/data``). One step is what
+``--batch`` frames of rMD17 aspirin (split 01, the shipped copy or ``freecg data fetch``). One step is what
 the trainer does: energy, forces by autograd with ``create_graph``, an energy + force loss and its
 backward (second derivatives through the group CG), float32, CPU. Each host + FreeCG model is
 timed twice, with the group CG run by the compiled kernel and by the torch contraction
@@ -15,18 +15,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 from freecg_plugin.atomistic import collate, evaluate
-from freecg_plugin.data.readers import load_rmd17_split
+from freecg_plugin.data import load_rmd17_split, locate
 from freecg_plugin.nn import GroupCGTransform
+from freecg_plugin.training.compare import preset_path
 from freecg_plugin.training.config import read_yaml_mapping
 from freecg_plugin.training.hosts import build_host
-
-PRESETS = Path(__file__).resolve().parents[1] / "freecg_plugin" / "training" / "presets"
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "rmd17"
 
 
 def set_kernel(model: torch.nn.Module, kernel: str) -> int:
@@ -44,9 +41,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
 
-    plan = read_yaml_mapping(PRESETS / f"{args.preset}.yaml", "preset")
+    plan = read_yaml_mapping(preset_path(args.preset), "preset")
     cutoff = float(plan["cutoff"])
-    train, _ = load_rmd17_split(DATA, "aspirin", "01")
+    train, _ = load_rmd17_split(locate("rmd17/aspirin", "01") / "rmd17", "aspirin", "01")
     graph = collate(train.structures[: args.batch], cutoff)
     graph.positions, graph.cell, graph.shifts = graph.positions.float(), graph.cell.float(), graph.shifts.float()
     energy = train.energy[: args.batch].float()

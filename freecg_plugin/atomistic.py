@@ -9,25 +9,36 @@ are in eV), taken through a symmetric strain applied to positions and cell.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from .neighbors import check_structure, neighbor_list
 
-__all__ = ["Structure", "GraphBatch", "collate", "evaluate"]
+__all__ = ["GraphBatch", "ReferenceEnergies", "Structure", "collate", "evaluate"]
 
 
 @dataclass
 class Structure:
     """One structure: ``numbers [n]``, ``positions [n, 3]`` (Å), optional ``cell [3, 3]``
-    (rows are lattice vectors) with ``pbc``."""
+    (rows are lattice vectors) with ``pbc``: one bool, or one per cell vector (a slab is
+    ``(True, True, False)``)."""
 
     numbers: Tensor
     positions: Tensor
     cell: Optional[Tensor] = None
-    pbc: bool = False
+    pbc: Union[bool, Tuple[bool, bool, bool]] = False
+
+    @property
+    def periodic(self) -> bool:
+        """Periodic along at least one cell vector."""
+        return self.cell is not None and any(self.pbc) if isinstance(self.pbc, tuple) else (self.cell is not None and bool(self.pbc))
+
+    @property
+    def fully_periodic(self) -> bool:
+        """Periodic along all three cell vectors (a bulk cell: stress is defined)."""
+        return self.cell is not None and (all(self.pbc) if isinstance(self.pbc, tuple) else bool(self.pbc))
 
 
 @dataclass
@@ -41,6 +52,10 @@ class GraphBatch:
     edge_index: Tensor
     shifts: Tensor
     num_graphs: int
+
+    def to(self, device) -> "GraphBatch":
+        """The same batch on ``device``."""
+        return GraphBatch(*(t.to(device) for t in (self.numbers, self.positions, self.batch, self.cell, self.edge_index, self.shifts)), self.num_graphs)
 
 
 def collate(structures: Sequence[Structure], cutoff: float, allow_isolated: bool = False) -> GraphBatch:
@@ -70,7 +85,7 @@ def collate(structures: Sequence[Structure], cutoff: float, allow_isolated: bool
         numbers.append(s.numbers)
         positions.append(s.positions)
         batch.append(torch.full((len(s.numbers),), index, dtype=torch.long))
-        cell = s.cell if (s.cell is not None and s.pbc) else torch.zeros(3, 3, dtype=s.positions.dtype)
+        cell = s.cell if s.periodic else torch.zeros(3, 3, dtype=s.positions.dtype)
         cells.append(cell.to(s.positions.dtype))
         edges.append(edge_index + offset)
         shifts.append(shift)
@@ -79,6 +94,30 @@ def collate(structures: Sequence[Structure], cutoff: float, allow_isolated: bool
         torch.cat(numbers), torch.cat(positions), torch.cat(batch), torch.stack(cells),
         torch.cat(edges, dim=1), torch.cat(shifts), len(structures),
     )
+
+
+class ReferenceEnergies(torch.nn.Module):
+    """A graph energy model plus per-element reference energies: ``E = model(...) + sum_i e[Z_i]``
+    (isolated-atom or fitted energies, so that the model learns what the elements alone do not
+    explain, and structures of different sizes and compositions share one model).
+
+    Args:
+        model: a graph energy model (see the module docstring).
+        energies: ``{Z: energy}`` in the model's energy unit.
+    """
+
+    def __init__(self, model: torch.nn.Module, energies: Dict[int, float]) -> None:
+        super().__init__()
+        self.model = model
+        table = torch.zeros(max(energies) + 1, dtype=torch.float64)
+        for z, e in energies.items():
+            table[int(z)] = float(e)
+        self.register_buffer("energies", table)
+
+    def forward(self, numbers: Tensor, positions: Tensor, batch: Tensor, edge_index: Tensor, edge_vec: Tensor, num_graphs: int) -> Tensor:
+        energy = self.model(numbers, positions, batch, edge_index, edge_vec, num_graphs)
+        offset = torch.zeros(num_graphs, dtype=torch.float64, device=energy.device).index_add_(0, batch, self.energies[numbers].double())
+        return energy + offset.to(energy.dtype)
 
 
 def evaluate(

@@ -1,4 +1,5 @@
-"""ASE calculator for a trained checkpoint: energy, forces, and stress for periodic cells (eV, Å)."""
+"""ASE calculator for a trained checkpoint: energy, forces, and stress for bulk cells (eV, Å);
+molecules, bulk cells and slabs (periodic along some cell vectors only)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from .atomistic import Structure, collate, evaluate
 from .data.units import convert_energy
-from .training.task import PotentialTask, check_elements
+from .training.task import check_elements, load_task
 
 __all__ = ["FreeCGCalculator"]
 
@@ -24,7 +25,7 @@ class FreeCGCalculator(Calculator):
 
     def __init__(self, checkpoint: str, device: str = "cpu", dtype: torch.dtype = torch.float64, **kwargs) -> None:
         super().__init__(**kwargs)
-        task = PotentialTask.load_from_checkpoint(checkpoint, map_location=device)
+        task = load_task(checkpoint, device)
         self.elements = task.elements
         self.model = task.inference_model.to(dtype).eval()
         self.cutoff = task.config.model.cutoff
@@ -34,18 +35,17 @@ class FreeCGCalculator(Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
         check_elements(torch.as_tensor(self.atoms.numbers), self.elements)
-        periodic = bool(self.atoms.pbc.any())
-        if periodic and not self.atoms.pbc.all():
-            raise ValueError("mixed periodicity is not supported; set pbc to all True or all False")
+        pbc = tuple(bool(p) for p in self.atoms.pbc)
         structure = Structure(
             torch.tensor(self.atoms.numbers, dtype=torch.long, device=self.device),
             torch.tensor(self.atoms.positions, dtype=self.dtype, device=self.device),
-            torch.tensor(np.asarray(self.atoms.cell), dtype=self.dtype, device=self.device) if periodic else None,
-            periodic,
+            torch.tensor(np.asarray(self.atoms.cell), dtype=self.dtype, device=self.device) if any(pbc) else None,
+            pbc,
         )
-        out = evaluate(self.model, collate([structure], self.cutoff, allow_isolated=True), forces=True, stress=periodic)
-        energy = float(out["energy"][0]) * self.scale
+        bulk = structure.fully_periodic
+        out = evaluate(self.model, collate([structure], self.cutoff, allow_isolated=True), forces=True, stress=bulk)
+        energy = float(out["energy"][0].detach()) * self.scale
         self.results = {"energy": energy, "free_energy": energy, "forces": out["forces"].detach().cpu().numpy() * self.scale}
-        if periodic:
+        if bulk:
             stress = out["stress"][0].detach().cpu().numpy() * self.scale
             self.results["stress"] = stress.reshape(9)[[0, 4, 8, 5, 2, 1]]  # Voigt: xx yy zz yz xz xy

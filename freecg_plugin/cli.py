@@ -1,4 +1,5 @@
-"""The ``freecg`` command line: ``freecg train``, ``freecg test``, ``freecg compare``."""
+"""The ``freecg`` command line: ``train``, ``test``, ``evaluate``, ``compare`` and ``data``.
+It parses arguments and hands over; errors come out as one line (exit code 2)."""
 
 from __future__ import annotations
 
@@ -8,67 +9,177 @@ from typing import Optional, Sequence
 
 __all__ = ["main"]
 
+# optional dependency (top-level module) -> the extra that installs it
+_EXTRAS = {
+    "lightning": "train", "yaml": "train", "matplotlib": "train", "vesin": "train", "tqdm": "train", "pooch": "train",
+    "platformdirs": "train", "omegaconf": "train", "ase": "train", "torch_geometric": "pyg", "schnetpack": "schnetpack",
+    "nequip": "nequip", "allegro": "nequip",
+}  # fmt: skip
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="freecg", description="FreeCG models: train and test on reference data.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train a model from a YAML config, then test the best checkpoint")
-    train.add_argument("--config", required=True, help="YAML config (see examples/configs/small.yaml)")
+
+def _shipped(kind: str) -> str:
+    from .configs import shipped_configs
+
+    return "; ".join(f"{name}: {about}" for name, about in shipped_configs(kind).items())
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="freecg", description="FreeCG potentials: train, test, evaluate, compare, and reference data.")
+    parser.add_argument("--version", action="version", version=f"freecg-plugin {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,test,evaluate,compare,data}")
+    overrides = dict(nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. data.train=my.xyz optim.lr=1e-3 model.freecg=null")
+
+    train = commands.add_parser(
+        "train",
+        help="train a model from a YAML config, then test the best checkpoint",
+        description=f"Train, then test the best checkpoint. Shipped configs (--config NAME): {_shipped('train')}.",
+    )
+    train.add_argument("--config", required=True, help="a YAML file, or the name of a shipped config (small, paper, water, lips, own_data)")
     train.add_argument("--resume", help="checkpoint to continue from (e.g. OUTPUT/checkpoints/last.ckpt)")
     train.add_argument("--max-epochs", type=int, help="override optim.max_epochs")
     train.add_argument("--output", help="override the output folder")
+    train.add_argument("--print-config", action="store_true", help="print the config with overrides applied, and exit")
+    train.add_argument("overrides", **overrides)
+
     test = commands.add_parser("test", help="evaluate a checkpoint on its config's test frames")
     test.add_argument("--checkpoint", required=True)
     test.add_argument("--config", help="YAML config (default: the one stored in the checkpoint)")
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint on any labelled file: metrics, parity plot, predictions as extxyz",
+        description="Metrics table and force parity plot of a trained model on FILE (extxyz, npz, ASE database); "
+        "with --output, predictions (energy, forces, stress) and the file's labels written as extxyz.",
+    )
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--data", required=True, metavar="FILE")
+    evaluate.add_argument("--output", metavar="PRED.xyz", help="write predictions here (extxyz)")
+    evaluate.add_argument("--energy-unit", help="unit of FILE's energies (default: the training config's)")
+    evaluate.add_argument("--key", action="append", default=None, metavar="NAME=KEY", help="FILE's key for energy/forces/stress, e.g. energy=REF_energy")
+    evaluate.add_argument("--device", help="cpu, cuda... (default: the training device)")
+    evaluate.add_argument("--batch-size", type=int, default=8)
+
     compare = commands.add_parser(
         "compare",
         help="host vs host + FreeCG for each host: same data, split, seed and recipe; equal epochs and equal time",
         description="Train each host bare and with FreeCG through the project's trainer, then write comparison.md/.json "
-        "and PNG plots. Finished runs are skipped and an interrupted run resumes, so re-running continues a plan.",
+        "and PNG plots. Finished runs are skipped and an interrupted run resumes, so re-running continues a plan. "
+        f"Shipped plans (--preset NAME): {_shipped('compare')}.",
     )
     source = compare.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config", help="comparison plan (YAML; see freecg_plugin/training/presets/quick.yaml)")
-    source.add_argument("--preset", help="a shipped plan: quick (all hosts, CPU, ~20 min), full (paper-like, GPU), water")
+    source.add_argument("--config", help="comparison plan (YAML)")
+    source.add_argument("--preset", help="a shipped plan: quick, full, water")
     compare.add_argument("--output", help="override the output folder")
     compare.add_argument("--seeds", type=int, nargs="+", help="override the seeds")
     compare.add_argument("--report-only", action="store_true", help="only collect finished runs into the report")
-    args = parser.parse_args(argv)
+    compare.add_argument("--print-config", action="store_true", help="print the plan with overrides applied, and exit")
+    compare.add_argument("overrides", **overrides)
 
-    if args.command == "compare":
-        return _compare(args)
+    data = commands.add_parser("data", help="public reference datasets: list, fetch, path")
+    actions = data.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every dataset freecg knows, and where it is now")
+    fetch = actions.add_parser("fetch", help="download a dataset into $FREECG_DATA (or the per-user cache), checksums checked")
+    fetch.add_argument("name", help="e.g. rmd17/aspirin (see freecg data list)")
+    fetch.add_argument("--split", type=int, help="rMD17: only this split (1-5)")
+    path = actions.add_parser("path", help="print the folder holding a dataset (the shipped copy, then the cache)")
+    path.add_argument("name")
+    path.add_argument("--split", type=int, help="rMD17 split (1-5)")
+    return parser
 
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"train": _train, "test": _test, "evaluate": _evaluate, "compare": _compare, "data": _data}
+    try:
+        handlers[args.command](args)
+    except ModuleNotFoundError as err:
+        top = (err.name or "").split(".")[0]
+        if top not in _EXTRAS:
+            raise
+        print(f"freecg: error: {top} is not installed; install it with: pip install 'freecg-plugin[{_EXTRAS[top]}]'", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, RuntimeError) as err:
+        print(f"freecg: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("freecg: interrupted; `--resume` (train) or re-running (compare) continues", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _train(args) -> None:
     from .training.config import load_config
-    from .training.run import test as run_test
-    from .training.run import train as run_train
 
-    try:
-        if args.command == "train":
-            config = load_config(args.config)
-            if args.output:
-                config.output = args.output
-            run_train(config, resume=args.resume, max_epochs=args.max_epochs)
-        else:
-            run_test(args.checkpoint, load_config(args.config) if args.config else None)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"freecg: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    config = load_config(args.config, args.overrides)
+    if args.output:
+        config.output = args.output
+    if args.max_epochs is not None:
+        config.optim.max_epochs = args.max_epochs
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+        return
+    from .training.run import train
+
+    train(config, resume=args.resume)
 
 
-def _compare(args) -> int:
-    from .training.compare import load_compare_config, preset_path, report, run_plan
+def _test(args) -> None:
+    from .training.config import load_config
+    from .training.run import test
 
-    try:
-        config = load_compare_config(args.config or preset_path(args.preset))
-        if args.output:
-            config.output = args.output
-        if args.seeds:
-            config.seeds = list(args.seeds)
-        report(config) if args.report_only else run_plan(config)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"freecg: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    test(args.checkpoint, load_config(args.config) if args.config else None)
+
+
+def _evaluate(args) -> None:
+    from .training.run import evaluate_file
+
+    keys = None
+    if args.key:
+        pairs = [item.split("=", 1) for item in args.key]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError(f"--key takes NAME=KEY (e.g. energy=REF_energy), got {args.key}")
+        keys = dict(pairs)
+    evaluate_file(args.checkpoint, args.data, args.output, args.energy_unit, keys, args.device, args.batch_size)
+
+
+def _compare(args) -> None:
+    from .training.compare import load_compare_config, report, run_plan
+    from .training.config import config_path
+
+    config = load_compare_config(config_path(args.config, "compare") if args.config else config_path(args.preset, "compare"), args.overrides)
+    if args.output:
+        config.output = args.output
+    if args.seeds:
+        config.seeds = list(args.seeds)
+    if args.print_config:
+        import dataclasses
+
+        import yaml
+
+        print(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False), end="")
+        return
+    report(config) if args.report_only else run_plan(config)
+
+
+def _data(args) -> None:
+    from .data import registry
+
+    split = None if getattr(args, "split", None) is None else f"{args.split:02d}"
+    if args.action == "list":
+        print(f"data roots searched: {', '.join(str(r) for r in registry.data_roots())}")
+        print(f"{'name':<28} {'format':<10} {'unit':<9} {'licence':<14} where")
+        for entry in registry.datasets():
+            licence = entry.licence if len(entry.licence) <= 14 else entry.licence.split(" ")[0] if "-" in entry.licence else "see source"
+            print(f"{entry.name:<28} {entry.format:<10} {entry.energy_unit:<9} {licence:<14} {registry.describe(entry.name)}")
+    elif args.action == "fetch":
+        for path in registry.fetch(args.name, split, progress=sys.stderr.isatty()):
+            print(path)
+    else:
+        print(registry.locate(args.name, split))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Neighbour lists for molecules and periodic cells (any triclinic cell, smaller than 2x cutoff
-included), via vesin (an O(N) cell list). No pyg-lib or torch-cluster needed.
+"""Neighbour lists for molecules, periodic cells (any triclinic cell, smaller than 2x cutoff
+included) and slabs or wires (periodic along some cell vectors only), via vesin (an O(N) cell
+list). No pyg-lib or torch-cluster needed.
 
 Convention: edge ``e`` goes from source ``j = edge_index[0, e]`` to target ``i = edge_index[1, e]``
 and its vector is ``r_ij = pos[j] - pos[i] + shifts[e] @ cell`` (``shifts`` are integer cell
@@ -66,11 +67,9 @@ def neighbor_list(
     periodic = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)).copy()
     if periodic.any() and cell is None:
         raise ValueError("periodic boundary conditions need a cell")
-    if periodic.any() and not periodic.all():
-        raise ValueError(f"mixed periodicity {periodic.tolist()} is not supported; use all or none")
     box = np.zeros((3, 3)) if cell is None or not periodic.any() else cell.detach().cpu().double().numpy()
     points = positions.detach().cpu().double().numpy()
-    i, j, s = NeighborList(cutoff=float(cutoff), full_list=True).compute(points, box, bool(periodic.all()), quantities="ijS")
+    i, j, s = NeighborList(cutoff=float(cutoff), full_list=True).compute(points, box, periodic, quantities="ijS")
     order = np.lexsort((j, i))
     edge_index = torch.from_numpy(np.stack([j[order], i[order]]).astype(np.int64)).to(positions.device)
     shifts = torch.from_numpy(s[order].astype(np.float64)).to(positions.device, positions.dtype)

@@ -16,7 +16,7 @@ __all__ = ["AtomsData"]
 
 @dataclass
 class AtomsData:
-    """Frames with energies ``[F]`` and per-frame forces ``[n_f, 3]``.
+    """Frames with energies ``[F]``, per-frame forces ``[n_f, 3]`` and optional stress ``[F, 3, 3]``.
 
     Attributes:
         structures: the frames (positions in Å).
@@ -24,6 +24,8 @@ class AtomsData:
         forces: per-frame ``[n_f, 3]`` in ``energy_unit``/Å.
         energy_unit: e.g. ``"kcal/mol"`` or ``"eV"``.
         source: where the frames came from (for messages).
+        elements: atomic numbers the frames hold (computed when not given).
+        stress: ``[F, 3, 3]`` in ``energy_unit``/Å^3 (ASE's sign convention), or ``None``.
     """
 
     structures: List[Structure]
@@ -32,6 +34,7 @@ class AtomsData:
     energy_unit: str
     source: str = ""
     elements: Optional[List[int]] = field(default=None)
+    stress: Optional[Tensor] = None
 
     def __post_init__(self) -> None:
         if len(self.structures) != len(self.energy) or len(self.forces) != len(self.energy):
@@ -41,6 +44,8 @@ class AtomsData:
         for i, (s, f) in enumerate(zip(self.structures, self.forces)):
             if f.shape != s.positions.shape:
                 raise ValueError(f"{self.source}: frame {i} has forces {list(f.shape)} for positions {list(s.positions.shape)}")
+        if self.stress is not None and self.stress.shape != (len(self.energy), 3, 3):
+            raise ValueError(f"{self.source}: stress {list(self.stress.shape)} for {len(self.energy)} frames")
         if self.elements is None:
             self.elements = sorted({int(z) for s in self.structures for z in s.numbers.tolist()})
 
@@ -56,7 +61,13 @@ class AtomsData:
             structures=[self.structures[i] for i in index.tolist()],
             energy=self.energy[index],
             forces=[self.forces[i] for i in index.tolist()],
+            stress=None if self.stress is None else self.stress[index],
         )
+
+    @property
+    def atom_counts(self) -> Tensor:
+        """Atoms per frame ``[F]``."""
+        return torch.tensor([len(s.numbers) for s in self.structures])
 
     def to_unit(self, energy_unit: str) -> "AtomsData":
         """The same frames with energies and forces converted to ``energy_unit``."""
@@ -64,5 +75,6 @@ class AtomsData:
             self,
             energy=convert_energy(self.energy, self.energy_unit, energy_unit),
             forces=[convert_energy(f, self.energy_unit, energy_unit) for f in self.forces],
+            stress=None if self.stress is None else convert_energy(self.stress, self.energy_unit, energy_unit),
             energy_unit=energy_unit,
         )

@@ -24,17 +24,16 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from .config import OptimConfig, TrainConfig, build_dataclass, read_yaml_mapping
+from .config import OptimConfig, TrainConfig, build_dataclass, config_path, read_config
 from .hosts import HOSTS
 from .report import epoch_curves, write_atomic
 
 __all__ = ["CompareConfig", "Run", "load_compare_config", "plan", "preset_path", "report", "run_plan"]
 
-PRESETS = Path(__file__).with_name("presets")
 BUDGETS = ("epochs", "time")
 ABLATION_STEPS = {  # the paper's ablation order; the last step is FreeCG with its defaults
     "+ group CG": dict(shuffle=False, enhancer=False),
@@ -93,9 +92,10 @@ class CompareConfig:
                 raise ValueError("compare: ablation needs `args` (ViSNet arguments) and `groups: [G1, G2]`")
 
 
-def load_compare_config(path) -> CompareConfig:
-    """Read a comparison plan; errors name the file and the problem."""
-    values = read_yaml_mapping(path, "comparison config")
+def load_compare_config(path, overrides: Sequence[str] = ()) -> CompareConfig:
+    """Read a comparison plan (its data paths relative to the file), apply ``key=value``
+    overrides; errors name the file and the problem."""
+    values = read_config(path, overrides, "comparison config")
     if "hosts" not in values:
         raise ValueError(f"{path}: `hosts` is required")
     try:
@@ -106,11 +106,7 @@ def load_compare_config(path) -> CompareConfig:
 
 def preset_path(name: str) -> Path:
     """The shipped plan ``name`` (``quick``, ``full``, ``water``)."""
-    path = PRESETS / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in PRESETS.glob("*.yaml"))
-        raise ValueError(f"unknown preset {name!r}; presets: {known}")
-    return path
+    return config_path(name, "compare")
 
 
 @dataclass

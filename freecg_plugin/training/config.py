@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence
 
-__all__ = ["DataConfig", "ModelConfig", "OptimConfig", "TrainConfig", "build_dataclass", "load_config", "read_yaml_mapping"]
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "build_dataclass",
+    "config_path",
+    "load_config",
+    "read_config",
+    "read_yaml_mapping",
+    "resolve_data_paths",
+]
 
 
 def build_dataclass(cls, values: Mapping[str, Any] | None, where: str):
@@ -19,32 +31,72 @@ def build_dataclass(cls, values: Mapping[str, Any] | None, where: str):
     return cls(**values)
 
 
+ENERGY_LOSSES = ("auto", "total", "per_atom")
+
+
 @dataclass
 class DataConfig:
-    """Which frames: rMD17 (official split; validation taken from the train file) or any file.
+    """Which frames: a dataset by name, or the user's own files.
 
     Attributes:
-        kind: ``rmd17``, ``npz`` or ``extxyz``.
-        path: folder of the rMD17 files (kind rmd17), else the file.
-        molecule, split: rMD17 molecule and split number.
-        energy_unit: unit of the file's energies (npz/extxyz); ``train_unit``: unit for training
-            and reports (``null``: the file's).
-        n_train, n_val, n_test: frame counts (``n_test`` null: all test frames).
-        seed: shuffles the train file before taking train/val frames.
-        energy_key: extxyz energy key.
+        dataset: a registry name (``freecg data list``), e.g. ``rmd17/aspirin`` (official split
+            ``split``: train file -> train/val frames, test file -> test frames) or
+            ``water/deepmd64`` (one file: train, val and test frames drawn from it).
+        split: rMD17 split, ``1``..``5`` or ``"01"``..``"05"``.
+        train, val, test: the user's files (extxyz, npz, ASE database...), instead of
+            ``dataset``; relative paths in a config file are relative to that file. ``val`` and
+            ``test`` may be left out: their frames are then drawn from ``train``.
+        val_fraction: share of the training frames held out for validation (instead of
+            ``n_val`` or a ``val`` file).
+        energy_unit: unit of the files' energies (required for the user's files); ``train_unit``:
+            unit for training and reports (``null``: the data's).
+        keys: our names (``energy, forces, stress``; for npz also ``numbers, positions, cell``)
+            -> the file's keys.
+        n_train, n_val, n_test: frame counts (``null``: all that are left / none asked / all).
+        seed: shuffles the training frames before train/val frames are taken.
+        reference_energies: per-element energies subtracted before training and added back in
+            every prediction: a mapping ``{H: -13.6, O: -432.1}`` (symbols or atomic numbers, in
+            ``energy_unit``), ``fit`` (least squares on the training frames), ``none``, or
+            ``auto`` (``fit`` when the training frames differ in composition, else ``none``).
     """
 
-    kind: str = "rmd17"
-    path: str = "../shared/data/rmd17"
-    molecule: str = "aspirin"
-    split: str = "01"
+    dataset: Optional[str] = None
+    split: Any = "01"
+    train: Optional[str] = None
+    val: Optional[str] = None
+    test: Optional[str] = None
+    val_fraction: Optional[float] = None
     energy_unit: Optional[str] = None
     train_unit: Optional[str] = None
-    n_train: int = 950
-    n_val: int = 50
+    keys: Optional[Dict[str, str]] = None
+    n_train: Optional[int] = None
+    n_val: Optional[int] = None
     n_test: Optional[int] = None
     seed: int = 0
-    energy_key: str = "energy"
+    reference_energies: Any = "auto"
+
+    def __post_init__(self) -> None:
+        if (self.dataset is None) == (self.train is None):
+            raise ValueError("data: give either `dataset` (a name, see `freecg data list`) or `train` (a file)")
+        if self.dataset is not None and (self.val is not None or self.test is not None):
+            raise ValueError("data: `val` and `test` files go with `train`, not with `dataset`")
+        given = [name for name, value in (("val", self.val), ("val_fraction", self.val_fraction), ("n_val", self.n_val)) if value is not None]
+        if len(given) > 1:
+            raise ValueError(f"data: give one of val, val_fraction, n_val (got {given})")
+        if not given:
+            raise ValueError("data: no validation frames: set data.val (a file), data.val_fraction or data.n_val")
+        if self.val_fraction is not None and not 0 < float(self.val_fraction) < 1:
+            raise ValueError(f"data.val_fraction must be between 0 and 1, got {self.val_fraction}")
+        for name in ("n_train", "n_val", "n_test"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"data.{name} must be a positive integer or null, got {value!r}")
+        try:
+            self.split = f"{int(self.split):02d}"
+        except (TypeError, ValueError):
+            raise ValueError(f"data.split must be a split number such as 1 or \"01\", got {self.split!r}") from None
+        if isinstance(self.reference_energies, str) and self.reference_energies not in ("auto", "fit", "none"):
+            raise ValueError(f"data.reference_energies must be auto, fit, none or a mapping, got {self.reference_energies!r}")
 
 
 @dataclass
@@ -54,7 +106,7 @@ class ModelConfig:
     Attributes:
         host: ``visnet``, ``painn``, ``so3net``, ``nequip`` or ``allegro`` (see
             :mod:`freecg_plugin.training.hosts`).
-        args: the host's own constructor arguments (default: SPEC §4's ViSNet).
+        args: the host's own constructor arguments (default: the paper's ViSNet).
         cutoff: graph cutoff in Å (given to the host as its cutoff / ``r_max``).
         freecg: FreeCG settings (``null`` trains the bare host).
         freecg_layers: which layers get FreeCG (``null``: all that can).
@@ -69,8 +121,13 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    """SPEC §4 defaults: MSE loss with weights energy 0.05 / forces 0.95, AdamW lr 2e-4,
-    linear warm-up, reduce-on-plateau (x0.8, patience 30), batch 4."""
+    """The paper's recipe by default: MSE loss with weights energy 0.05 / forces 0.95, AdamW lr
+    2e-4, linear warm-up, reduce-on-plateau (x0.8, patience 30), batch 4.
+
+    ``energy_loss``: ``total`` (energy per structure), ``per_atom`` (energy per atom, for
+    structures of different sizes) or ``auto`` (``per_atom`` when the training frames differ in
+    size). ``stress_weight`` > 0 adds a stress MSE term (periodic data with stress labels).
+    """
 
     lr: float = 2e-4
     weight_decay: float = 0.0
@@ -81,16 +138,22 @@ class OptimConfig:
     plateau_patience: int = 30
     energy_weight: float = 0.05
     forces_weight: float = 0.95
+    stress_weight: float = 0.0
+    energy_loss: str = "auto"
     ema_decay: Optional[float] = None
     seed: int = 1
     gradient_clip: Optional[float] = None
     max_time_s: Optional[float] = None
     """Stop training after this many seconds (``max_epochs`` still caps it): equal-time budgets."""
 
+    def __post_init__(self) -> None:
+        if self.energy_loss not in ENERGY_LOSSES:
+            raise ValueError(f"optim.energy_loss must be one of {list(ENERGY_LOSSES)}, got {self.energy_loss!r}")
+
 
 @dataclass
 class TrainConfig:
-    data: DataConfig = field(default_factory=DataConfig)
+    data: DataConfig
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     output: str = "runs/freecg"
@@ -108,14 +171,18 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"{where}: unknown sections {unknown}; known: {sorted(known)}")
-        return cls(
-            data=build_dataclass(DataConfig, values.get("data"), f"{where}: data"),
-            model=build_dataclass(ModelConfig, values.get("model"), f"{where}: model"),
-            optim=build_dataclass(OptimConfig, values.get("optim"), f"{where}: optim"),
-            output=str(values.get("output", cls.output)),
-            accelerator=str(values.get("accelerator", cls.accelerator)),
-            devices=values.get("devices", cls.devices),
-        )
+        try:
+            return cls(
+                data=build_dataclass(DataConfig, values.get("data"), f"{where}: data"),
+                model=build_dataclass(ModelConfig, values.get("model"), f"{where}: model"),
+                optim=build_dataclass(OptimConfig, values.get("optim"), f"{where}: optim"),
+                output=str(values.get("output", "runs/freecg")),
+                accelerator=str(values.get("accelerator", "auto")),
+                devices=values.get("devices", "auto"),
+            )
+        except ValueError as err:
+            message = str(err)
+            raise ValueError(message if message.startswith(where) else f"{where}: {message}") from None
 
 
 def read_yaml_mapping(path, what: str = "config file") -> Dict[str, Any]:
@@ -134,6 +201,70 @@ def read_yaml_mapping(path, what: str = "config file") -> Dict[str, Any]:
     return dict(values)
 
 
-def load_config(path) -> TrainConfig:
-    """Read a training config from YAML; errors name the file and the problem."""
-    return TrainConfig.from_dict(read_yaml_mapping(path), str(path))
+DATA_FILES = ("train", "val", "test")
+
+
+def resolve_data_paths(data: Optional[Mapping[str, Any]], base: Path) -> Dict[str, Any]:
+    """``data`` with its relative file paths (``train``, ``val``, ``test``) made absolute
+    against ``base`` (the folder of the config file that names them)."""
+    data = dict(data or {})
+    for key in DATA_FILES:
+        if isinstance(data.get(key), str) and not Path(data[key]).expanduser().is_absolute():
+            data[key] = str((base / data[key]).resolve())
+    return data
+
+
+def apply_overrides(values: Mapping[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
+    """``values`` with ``key=value`` overrides applied (OmegaConf dot-list: ``optim.lr=1e-3``,
+    ``data.train=my.xyz``, ``model.freecg=null``). File paths given here are relative to the
+    working directory."""
+    if not overrides:
+        return dict(values)
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise ValueError(f"override {item!r} is not key=value (e.g. optim.lr=1e-3)")
+    try:
+        changes = OmegaConf.to_container(OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as err:
+        raise ValueError(f"bad override: {err}".splitlines()[0]) from None
+    if "data" in changes:
+        changes["data"] = resolve_data_paths(changes["data"], Path.cwd())
+    return _merge(dict(values), changes)
+
+
+def _merge(base: Dict[str, Any], changes: Mapping[str, Any]) -> Dict[str, Any]:
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), Mapping):
+            base[key] = _merge(dict(base[key]), value)
+        else:
+            base[key] = value
+    return base
+
+
+def read_config(path, overrides: Sequence[str] = (), what: str = "config file") -> Dict[str, Any]:
+    """A config file's mapping, its data paths resolved against the file, overrides applied."""
+    values = read_yaml_mapping(path, what)
+    if isinstance(values.get("data"), Mapping):
+        values["data"] = resolve_data_paths(values["data"], Path(path).resolve().parent)
+    return apply_overrides(values, overrides)
+
+
+def load_config(path, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a training config from YAML (a path, or the name of a shipped config such as
+    ``small``), apply ``key=value`` overrides; errors name the file and the problem."""
+    path = config_path(path, "train")
+    return TrainConfig.from_dict(read_config(path, overrides), str(path))
+
+
+def config_path(name_or_path, kind: str) -> Path:
+    """A config file: ``name_or_path`` if it is a file, else the shipped config of that name
+    (``kind``: ``train`` or ``compare``)."""
+    from ..configs import shipped_config
+
+    path = Path(name_or_path)
+    if path.is_file() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
+        return path
+    return shipped_config(kind, str(name_or_path))

@@ -32,9 +32,9 @@ def write_atomic(path: Path, write) -> None:
 
 
 def metrics(pred: Dict[str, Tensor], ref: Dict[str, Tensor], unit: str) -> Dict[str, float]:
-    """Energy and force MAE/RMSE in ``unit`` (/Å) and in meV (/Å)."""
+    """Energy, force (and stress, when both have it) MAE/RMSE in ``unit`` (/Å, /Å^3) and in meV."""
     out = {}
-    for key in ("energy", "forces"):
+    for key in [k for k in ("energy", "forces", "stress") if k in pred and k in ref]:
         err = (pred[key] - ref[key]).double()
         mae, rmse = err.abs().mean().item(), err.square().mean().sqrt().item()
         out[f"{key}_mae"], out[f"{key}_rmse"] = mae, rmse
@@ -44,7 +44,9 @@ def metrics(pred: Dict[str, Tensor], ref: Dict[str, Tensor], unit: str) -> Dict[
 
 def metrics_table(values: Dict[str, float], unit: str, title: str) -> str:
     rows = [f"{title}", "", f"| quantity | MAE ({unit}) | RMSE ({unit}) | MAE (meV) | RMSE (meV) |", "|---|---|---|---|---|"]
-    for key, name in (("energy", "energy"), ("forces", "forces (per Å)")):
+    for key, name in (("energy", "energy"), ("forces", "forces (per Å)"), ("stress", "stress (per Å^3)")):
+        if key + "_mae" not in values:
+            continue
         rows.append(
             f"| {name} | {values[key + '_mae']:.4f} | {values[key + '_rmse']:.4f} | "
             f"{values[key + '_mae_meV']:.2f} | {values[key + '_rmse_meV']:.2f} |"

@@ -13,35 +13,13 @@ import lightning as L
 import torch
 
 from ..atomistic import collate
-from ..data import AtomsData, load_extxyz, load_npz, load_rmd17_split
+from ..data import AtomsData
 from .config import TrainConfig
-from .report import metrics, metrics_table, plot_learning_curves, plot_parity, save_metrics
-from .task import PotentialTask, frame_loader
+from .data import atom_energies, load_data
+from .report import metrics, metrics_table, plot_learning_curves, plot_parity, save_metrics, write_atomic
+from .task import PotentialTask, check_elements, frame_loader, load_task, torch_device
 
-__all__ = ["load_data", "test", "train"]
-
-
-def load_data(config: TrainConfig) -> Tuple[AtomsData, AtomsData, AtomsData]:
-    """``(train, val, test)`` as the config says, in the training unit."""
-    d = config.data
-    if d.kind == "rmd17":
-        pool, test_set = load_rmd17_split(d.path, d.molecule, d.split)
-    elif d.kind in ("npz", "extxyz"):
-        data = load_npz(d.path, d.energy_unit) if d.kind == "npz" else load_extxyz(d.path, d.energy_unit or "eV", d.energy_key)
-        pool, test_set = data, None
-    else:
-        raise ValueError(f"data.kind must be rmd17, npz or extxyz, got {d.kind!r}")
-    if d.n_train + d.n_val > len(pool):
-        raise ValueError(f"{pool.source}: {d.n_train} train + {d.n_val} val frames asked, {len(pool)} available")
-    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(d.seed)).tolist()
-    train, val = pool.subset(order[: d.n_train]), pool.subset(order[d.n_train : d.n_train + d.n_val])
-    if test_set is None:  # one file: the test frames are the rest
-        test_set = pool.subset(order[d.n_train + d.n_val :])
-    if d.n_test is not None:
-        test_set = test_set.subset(range(min(d.n_test, len(test_set))))
-    if d.train_unit:
-        train, val, test_set = (x.to_unit(d.train_unit) for x in (train, val, test_set))
-    return train, val, test_set
+__all__ = ["evaluate_file", "load_data", "test", "train"]
 
 
 def data_fingerprint(*sets: AtomsData) -> str:
@@ -99,15 +77,39 @@ def _trainer(config: TrainConfig, output: Path, max_epochs: int, logger: bool = 
     )
 
 
+def _check_targets(config: TrainConfig, train_set: AtomsData) -> None:
+    """Stress training needs stress labels on bulk (fully periodic) frames: checked before training."""
+    if config.optim.stress_weight > 0:
+        if train_set.stress is None:
+            raise ValueError(f"{train_set.source}: optim.stress_weight > 0 but the frames have no stress (data.keys.stress)")
+        if not all(s.fully_periodic for s in train_set.structures):
+            raise ValueError(f"{train_set.source}: stress training needs fully periodic frames")
+
+
 def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optional[int] = None) -> Dict[str, float]:
-    """Train, keep the best checkpoint on validation loss, then test it; returns test metrics."""
+    """Train, keep the best checkpoint on validation loss, then test it; returns test metrics.
+
+    Every check on the data (files, units, keys, frame counts, elements, stress labels) runs
+    before the first step."""
     L.seed_everything(config.optim.seed, workers=True, verbose=False)
     output = Path(config.output)
-    train_set, val_set, test_set = load_data(config)
+    train_set, val_set, test_set = load_data(config.data)
+    _check_targets(config, train_set)
+    if resume is not None and not Path(resume).is_file():
+        raise FileNotFoundError(f"{resume}: no such checkpoint to resume from")
+    if config.optim.energy_loss == "auto":
+        config.optim.energy_loss = "per_atom" if len(set(train_set.atom_counts.tolist())) > 1 else "total"
+    references = atom_energies(config.data, train_set)
+    residual = train_set.energy
+    if references:
+        table = torch.zeros(max(references) + 1, dtype=torch.float64)
+        table[list(references)] = torch.tensor(list(references.values()), dtype=torch.float64)
+        residual = residual - torch.stack([table[s.numbers].sum() for s in train_set.structures])
+        print(f"reference energies per element ({train_set.energy_unit}): " + ", ".join(f"Z={z}: {e:.4f}" for z, e in references.items()), flush=True)
+    std = float(residual.std()) if len(residual) > 1 and float(residual.std()) > 0 else 1.0
     cutoff = config.model.cutoff
     task = PotentialTask(
-        config.to_dict(), float(train_set.energy.mean()), float(train_set.energy.std()), train_set.energy_unit, train_set.elements,
-        mean_neighbours(train_set, cutoff),
+        config.to_dict(), float(residual.mean()), std, train_set.energy_unit, train_set.elements, mean_neighbours(train_set, cutoff), references
     )
     loaders = (
         frame_loader(train_set, cutoff, config.optim.batch_size, shuffle=True, seed=config.optim.seed),
@@ -115,8 +117,11 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
     )
     epochs = max_epochs if max_epochs is not None else config.optim.max_epochs
     trainer = _trainer(config, output, epochs)
-    print(f"training {sum(p.numel() for p in task.model.parameters()):,} parameters on {len(train_set)} frames "
-          f"({len(val_set)} validation) for {epochs} epochs -> {output}", flush=True)
+    print(
+        f"training {sum(p.numel() for p in task.model.parameters()):,} parameters on {len(train_set)} frames "
+        f"({len(val_set)} validation, {len(test_set)} test) for {epochs} epochs -> {output}",
+        flush=True,
+    )
     start = time.perf_counter()
     trainer.fit(task, *loaders, ckpt_path=resume)
     seconds = time.perf_counter() - start
@@ -144,29 +149,121 @@ def _checkpoint_epoch(checkpoint: str) -> int:
     return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"])
 
 
-def test(checkpoint: str, config: Optional[TrainConfig] = None, test_set: Optional[AtomsData] = None) -> Dict[str, float]:
-    """Evaluate a checkpoint on the test frames: print the table, write the force parity plot."""
-    task = PotentialTask.load_from_checkpoint(checkpoint, map_location="cpu")
-    config = config or task.config
-    if test_set is None:
-        test_set = load_data(config)[2]
-    cutoff = config.model.cutoff
-    task.inference_model.eval()
-    pred, ref = {"energy": [], "forces": []}, {"energy": [], "forces": []}
+def _predict(task: PotentialTask, data: AtomsData, batch_size: int, device: torch.device):
+    """Predictions and references over ``data`` (energy, forces, and stress for bulk frames with
+    stress labels) and the model's time per structure in ms."""
+    cutoff = task.config.model.cutoff
+    with_stress = data.stress is not None and all(s.fully_periodic for s in data.structures)
+    keys = ("energy", "forces") + (("stress",) if with_stress else ())
+    pred, ref = {k: [] for k in keys}, {k: [] for k in keys}
     model_seconds = 0.0
-    for batch in frame_loader(test_set, cutoff, max(config.optim.batch_size, 8), shuffle=False):
+    for batch in frame_loader(data, cutoff, batch_size, shuffle=False):
+        batch["graph"] = batch["graph"].to(device)
         start = time.perf_counter()
-        out = task.predict_batch(batch)
+        out = task.predict_batch(batch, stress=with_stress)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         model_seconds += time.perf_counter() - start
-        for key in pred:
-            pred[key].append(out[key].detach())
+        for key in keys:
+            pred[key].append(out[key].detach().cpu())
             ref[key].append(batch[key])
-    pred = {k: torch.cat(v) for k, v in pred.items()}
-    ref = {k: torch.cat(v) for k, v in ref.items()}
+    return {k: torch.cat(v) for k, v in pred.items()}, {k: torch.cat(v) for k, v in ref.items()}, 1000 * model_seconds / len(data)
+
+
+def _check_data_elements(task: PotentialTask, data: AtomsData) -> None:
+    try:
+        check_elements(torch.tensor(data.elements), task.elements)
+    except ValueError as err:
+        raise ValueError(f"{data.source}: {err}") from None
+
+
+def test(checkpoint: str, config: Optional[TrainConfig] = None, test_set: Optional[AtomsData] = None) -> Dict[str, float]:
+    """Evaluate a checkpoint on the test frames, on the training device: print the table, write
+    the force parity plot."""
+    config = config or load_task(checkpoint).config
+    device = torch_device(config.accelerator)
+    task = load_task(checkpoint, device)
+    if test_set is None:
+        test_set = load_data(config.data)[2]
+    _check_data_elements(task, test_set)
+    task.inference_model.eval()
+    pred, ref, ms = _predict(task, test_set, max(config.optim.batch_size, 8), device)
     unit = test_set.energy_unit
     values = metrics(pred, ref, unit)
-    values["inference_ms_per_structure"] = 1000 * model_seconds / len(test_set)  # energy + forces, graphs given
+    values["inference_ms_per_structure"] = ms  # energy + forces, graphs given
     output = Path(config.output)
     print(metrics_table(values, unit, f"test set: {len(test_set)} frames ({test_set.source}), checkpoint {checkpoint}"), flush=True)
     plot_parity(pred["forces"], ref["forces"], unit, output / "force_parity.png", f"forces, test MAE {values['forces_mae']:.3f} {unit}/Å")
     return values
+
+
+def evaluate_file(
+    checkpoint: str,
+    data_file: str,
+    output: Optional[str] = None,
+    energy_unit: Optional[str] = None,
+    keys: Optional[Dict[str, str]] = None,
+    device: Optional[str] = None,
+    batch_size: int = 8,
+) -> Dict[str, float]:
+    """``freecg evaluate``: a trained model on any labelled file: the metrics table (in the
+    file's unit), a force parity plot, and with ``output`` the predictions as extxyz.
+
+    Args:
+        checkpoint: a ``freecg train`` checkpoint.
+        data_file: extxyz, npz or ASE database with energies and forces.
+        output: extxyz file for the predictions (``energy``, ``forces``, ``stress`` as the
+            frames' calculator results; the file's labels as ``ref_energy``/``ref_forces``/
+            ``ref_stress``). The force parity plot is written beside it as
+            ``<stem>_force_parity.png`` (without ``output``: into the working directory, named
+            after ``data_file``).
+        energy_unit, keys: of the file (default: those of the training config).
+        device: ``cpu``, ``cuda``... (default: the training device).
+    """
+    from ..data import load_file
+
+    task = load_task(checkpoint, "cpu")
+    config = task.config
+    unit = energy_unit or config.data.energy_unit or task.energy_unit
+    data = load_file(data_file, unit, keys if keys is not None else config.data.keys)
+    data = data.to_unit(task.energy_unit)
+    _check_data_elements(task, data)
+    run_on = torch.device(device) if device else torch_device(config.accelerator)
+    task = task.to(run_on)
+    task.inference_model.eval()
+    pred, ref, ms = _predict(task, data, batch_size, run_on)
+    values = metrics(pred, ref, task.energy_unit)
+    values["inference_ms_per_structure"] = ms
+    values["frames"] = len(data)
+    print(metrics_table(values, task.energy_unit, f"{data_file}: {len(data)} frames, checkpoint {checkpoint}"), flush=True)
+    stem = Path(output).with_suffix("") if output else Path(Path(data_file).stem)
+    plot_parity(pred["forces"], ref["forces"], task.energy_unit, Path(f"{stem}_force_parity.png"), f"forces, MAE {values['forces_mae']:.3f} {task.energy_unit}/Å")
+    if output:
+        _write_predictions(Path(output), data, pred)
+        print(f"predictions written to {output}", flush=True)
+    return values
+
+
+def _write_predictions(path: Path, data: AtomsData, pred: Dict[str, torch.Tensor]) -> None:
+    """Frames with predicted energy / forces / stress (calculator results) and the labels, as
+    extxyz, written atomically."""
+    import ase
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    frames, offset = [], 0
+    for i, s in enumerate(data.structures):
+        n = len(s.numbers)
+        pbc = s.pbc if isinstance(s.pbc, tuple) else (bool(s.pbc),) * 3
+        atoms = ase.Atoms(numbers=s.numbers.numpy(), positions=s.positions.numpy(), cell=None if s.cell is None else s.cell.numpy(), pbc=pbc)
+        results = {"energy": float(pred["energy"][i]), "forces": pred["forces"][offset : offset + n].double().numpy()}
+        atoms.info["ref_energy"] = float(data.energy[i])
+        atoms.arrays["ref_forces"] = data.forces[i].numpy()
+        if "stress" in pred:
+            results["stress"] = full_3x3_to_voigt_6_stress(pred["stress"][i].double().numpy())
+            atoms.info["ref_stress"] = full_3x3_to_voigt_6_stress(data.stress[i].numpy())
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        frames.append(atoms)
+        offset += n
+    write_atomic(path, lambda tmp: write(tmp, frames, format="extxyz"))

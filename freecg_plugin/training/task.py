@@ -8,12 +8,12 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from ..atomistic import collate, evaluate
+from ..atomistic import ReferenceEnergies, collate, evaluate
 from ..data import AtomsData
 from .config import TrainConfig
 from .hosts import build_host
 
-__all__ = ["FrameCollate", "PotentialTask", "build_potential", "check_elements", "frame_loader"]
+__all__ = ["FrameCollate", "PotentialTask", "build_potential", "check_elements", "frame_loader", "load_task", "torch_device"]
 
 
 def check_elements(numbers: Tensor, elements: Optional[list]) -> None:
@@ -26,18 +26,55 @@ def check_elements(numbers: Tensor, elements: Optional[list]) -> None:
 
 
 def build_potential(
-    config: TrainConfig, energy_mean: float = 0.0, energy_std: float = 1.0, elements: Optional[list] = None, avg_num_neighbors: float = 10.0
+    config: TrainConfig,
+    energy_mean: float = 0.0,
+    energy_std: float = 1.0,
+    elements: Optional[list] = None,
+    avg_num_neighbors: float = 10.0,
+    atom_energies: Optional[Dict[int, float]] = None,
 ):
-    """The configured host (+ FreeCG unless ``model.freecg`` is null) as an explicit-graph potential."""
+    """The configured host (+ FreeCG unless ``model.freecg`` is null) as an explicit-graph
+    potential, plus per-element reference energies when given (``energy_mean``/``energy_std``
+    then describe the energies left after subtracting them)."""
     m = config.model
-    return build_host(
+    model = build_host(
         m.host, m.args, m.cutoff, m.freecg, m.freecg_layers, elements or [], energy_mean, energy_std, avg_num_neighbors, config.optim.seed
     )
+    return model if not atom_energies else ReferenceEnergies(model, atom_energies)
+
+
+def torch_device(accelerator: str) -> torch.device:
+    """The device a Lightning ``accelerator`` setting trains on (evaluation runs there too)."""
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    if accelerator == "mps":
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def load_task(checkpoint, device="cpu") -> "PotentialTask":
+    """A trained task from a ``freecg train`` checkpoint.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a readable freecg checkpoint (one line, naming it).
+    """
+    from pathlib import Path
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        return PotentialTask.load_from_checkpoint(path, map_location=device)
+    except Exception as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"{path}: not a readable freecg checkpoint ({reason[:200]})") from None
 
 
 class FrameCollate:
-    """Turns a list of frame indices into ``{"graph": GraphBatch, "energy": [B], "forces": [N, 3]}``
-    (neighbour lists built per batch, float32)."""
+    """Turns a list of frame indices into ``{"graph": GraphBatch, "energy": [B], "forces": [N, 3],
+    "atoms": [B]}`` and ``"stress": [B, 3, 3]`` when the data has it (neighbour lists built per
+    batch, float32)."""
 
     def __init__(self, data: AtomsData, cutoff: float) -> None:
         self.data, self.cutoff = data, cutoff
@@ -45,11 +82,15 @@ class FrameCollate:
     def __call__(self, indices) -> Dict[str, Any]:
         graph = collate([self.data.structures[i] for i in indices], self.cutoff)
         graph.positions, graph.cell, graph.shifts = graph.positions.float(), graph.cell.float(), graph.shifts.float()
-        return {
+        out = {
             "graph": graph,
             "energy": self.data.energy[list(indices)].float(),
             "forces": torch.cat([self.data.forces[i] for i in indices]).float(),
+            "atoms": torch.bincount(graph.batch, minlength=graph.num_graphs).float(),
         }
+        if self.data.stress is not None:
+            out["stress"] = self.data.stress[list(indices)].float()
+        return out
 
 
 def frame_loader(data: AtomsData, cutoff: float, batch_size: int, shuffle: bool, seed: int = 0) -> torch.utils.data.DataLoader:
@@ -73,13 +114,14 @@ class PotentialTask(L.LightningModule):
         energy_unit: str = "eV",
         elements: Optional[list] = None,
         avg_num_neighbors: float = 10.0,
+        atom_energies: Optional[Dict[int, float]] = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.energy_unit = energy_unit
         self.elements = sorted(int(z) for z in elements) if elements is not None else None
         self.config = TrainConfig.from_dict(config)
-        self.model = build_potential(self.config, energy_mean, energy_std, self.elements, avg_num_neighbors)
+        self.model = build_potential(self.config, energy_mean, energy_std, self.elements, avg_num_neighbors, atom_energies)
         decay = self.config.optim.ema_decay
         self.ema: Optional[torch.optim.swa_utils.AveragedModel] = None
         if decay:
@@ -91,16 +133,25 @@ class PotentialTask(L.LightningModule):
     def inference_model(self):
         return self.ema.module if self.ema is not None else self.model
 
-    def predict_batch(self, batch: Dict[str, Any], training: bool = False) -> Dict[str, Tensor]:
+    def predict_batch(self, batch: Dict[str, Any], training: bool = False, stress: bool = False) -> Dict[str, Tensor]:
         model = self.model if training else self.inference_model
         with torch.enable_grad():
-            return evaluate(model, batch["graph"], forces=True, training=training)
+            return evaluate(model, batch["graph"], forces=True, stress=stress or self.trains_stress, training=training)
+
+    @property
+    def trains_stress(self) -> bool:
+        return self.config.optim.stress_weight > 0
 
     def _losses(self, batch: Dict[str, Any], out: Dict[str, Tensor], stage: str) -> Tensor:
         optim = self.config.optim
         de, df = out["energy"] - batch["energy"], out["forces"] - batch["forces"]
-        loss = optim.energy_weight * de.square().mean() + optim.forces_weight * df.square().mean()
+        de_loss = de / batch["atoms"] if optim.energy_loss == "per_atom" else de
+        loss = optim.energy_weight * de_loss.square().mean() + optim.forces_weight * df.square().mean()
         size = len(batch["energy"])
+        if self.trains_stress:
+            ds = out["stress"] - batch["stress"]
+            loss = loss + optim.stress_weight * ds.square().mean()
+            self.log(f"{stage}_stress_mae", ds.abs().mean(), batch_size=size, on_epoch=True, on_step=False)
         self.log(f"{stage}_loss", loss, batch_size=size, prog_bar=stage != "train", on_epoch=True, on_step=False)
         self.log(f"{stage}_energy_mae", de.abs().mean(), batch_size=size, on_epoch=True, on_step=False)
         self.log(f"{stage}_forces_mae", df.abs().mean(), batch_size=size, on_epoch=True, on_step=False, prog_bar=stage == "val")

@@ -1,0 +1,238 @@
+"""Datasets by name: the shipped copy, then the download cache; ``freecg data fetch`` fills the cache.
+
+Every public set freecg-plugin knows is listed once, in ``registry.yaml`` beside this file: a name
+such as ``rmd17/aspirin`` or ``water/deepmd64``, its format and energy unit, licence and source, and
+its files (path under the data root, public URL, size, SHA-256). A name resolves, in this order, to
+
+1. the copy shipped in a source checkout (``examples/data/``, present for ``pip install -e .``), then
+2. the cache: ``$FREECG_DATA`` if set, else the per-user cache folder (``platformdirs``).
+
+Downloads happen only when asked (:func:`fetch`, ``freecg data fetch``), through ``pooch``: a file
+is written under a temporary name and renamed only after its SHA-256 matched, so the cache never
+holds a partial or wrong file. ``$FREECG_DATA_MIRROR`` (a base URL) replaces every file's URL by
+``MIRROR/<path>``, for an institutional mirror or an offline copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+__all__ = ["DataFile", "Dataset", "cache_root", "data_roots", "dataset", "datasets", "describe", "fetch", "locate", "shipped_root"]
+
+_REGISTRY = Path(__file__).with_name("registry.yaml")
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One file of a dataset: ``path`` under a data root, public ``url`` (``None``: shipped with
+    the source repository only), ``bytes`` and ``sha256`` (``None``: pinned on first download)."""
+
+    path: str
+    url: Optional[str]
+    bytes: Optional[int]
+    sha256: Optional[str]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A named public set.
+
+    Attributes:
+        name: e.g. ``rmd17/aspirin``.
+        format: ``rmd17`` (train/test files per split, or the official archive), ``npz``,
+            ``extxyz``, ``qm9-npz``, ``qm9-xyz`` or ``mdsim-npy``.
+        energy_unit: unit of the energies in its files.
+        energy_key: energy key of its extxyz files.
+        unpack: the download is an archive to unpack beside it.
+    """
+
+    name: str
+    description: str
+    format: str
+    energy_unit: str
+    licence: str
+    source: str
+    files: Tuple[DataFile, ...]
+    energy_key: str = "energy"
+    unpack: bool = False
+
+    def select(self, split: Optional[str] = None) -> Tuple[DataFile, ...]:
+        """The files of rMD17 split ``split`` (``"01"``..``"05"``), or all files."""
+        if split is None or self.format != "rmd17" or self.unpack:
+            return self.files
+        chosen = tuple(f for f in self.files if f.path.endswith(f"_{split}.npz"))
+        if not chosen:
+            raise ValueError(f"{self.name} has no split {split!r}")
+        return chosen
+
+
+@lru_cache(maxsize=1)
+def _load() -> Dict[str, Dataset]:
+    import yaml
+
+    entries = yaml.safe_load(_REGISTRY.read_text())["datasets"]
+    return {
+        name: Dataset(name=name, **{**entry, "files": tuple(DataFile(**f) for f in entry["files"])})
+        for name, entry in entries.items()
+    }
+
+
+def datasets() -> List[Dataset]:
+    """Every dataset the registry knows, in registry order."""
+    return list(_load().values())
+
+
+def dataset(name: str) -> Dataset:
+    """The dataset called ``name``.
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
+    known = _load()
+    if name not in known:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(known)} (freecg data list)")
+    return known[name]
+
+
+def shipped_root() -> Optional[Path]:
+    """``examples/data`` of the source checkout this package runs from, if there is one."""
+    root = Path(__file__).resolve().parents[2] / "examples" / "data"
+    return root if root.is_dir() else None
+
+
+def cache_root() -> Path:
+    """Where downloads go: ``$FREECG_DATA``, else the per-user cache folder."""
+    if os.environ.get("FREECG_DATA"):
+        return Path(os.environ["FREECG_DATA"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("freecg-plugin")) / "data"
+
+
+def data_roots() -> List[Path]:
+    """The folders searched for a dataset's files, in order."""
+    shipped = shipped_root()
+    return ([shipped] if shipped is not None else []) + [cache_root()]
+
+
+def _present(root: Path, file: DataFile) -> bool:
+    return (root / file.path).is_file()
+
+
+def locate(name: str, split: Optional[str] = None) -> Path:
+    """The data root holding every file of ``name`` (split ``split`` for rMD17).
+
+    For rMD17 molecules the official archive (``freecg data fetch rmd17/archive``) also counts:
+    the returned root then holds ``rmd17/.../npz_data/rmd17_<molecule>.npz`` and its ``splits``.
+
+    Raises:
+        FileNotFoundError: naming every place looked in and the command that fetches the data.
+    """
+    entry = dataset(name)
+    files = entry.select(split)
+    roots = data_roots()
+    for root in roots:
+        if all(_present(root, f) for f in files):
+            return root
+    looked = [str(root / f.path) for root in roots for f in files[:1]]
+    if entry.format == "rmd17" and not entry.unpack:
+        molecule = name.split("/", 1)[1]
+        for root in roots:
+            if any((root / "rmd17").glob(f"**/npz_data/rmd17_{molecule}.npz")):
+                return root
+            looked.append(str(root / "rmd17" / "**" / "npz_data" / f"rmd17_{molecule}.npz"))
+    what = name if split is None else f"{name} split {split}"
+    if any(f.url for f in files):
+        hint = "run: freecg data fetch " + name + (f" --split {split}" if split and entry.format == "rmd17" else "")
+    else:
+        hint = "it travels with the source repository only (examples/data in a git checkout)"
+    raise FileNotFoundError(f"dataset {what} not found; looked in: {', '.join(looked)}; {hint}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _url(file: DataFile) -> Optional[str]:
+    mirror = os.environ.get("FREECG_DATA_MIRROR")
+    if mirror:
+        return mirror.rstrip("/") + "/" + file.path
+    return file.url
+
+
+def fetch(name: str, split: Optional[str] = None, root: Optional[Path] = None, progress: bool = False) -> List[Path]:
+    """Download the files of ``name`` (split ``split`` for rMD17) into ``root`` (default: the
+    cache), checking each SHA-256; files already there and matching are kept. Returns their paths.
+
+    A file without a published hash is pinned on its first download: its SHA-256 is printed and
+    written to ``<file>.sha256``, and later fetches must match it.
+
+    Raises:
+        ValueError: unknown name, a checksum mismatch (nothing is left in the cache), or a file
+            that is not published for download.
+        OSError: the download failed (nothing partial is left in the cache).
+    """
+    import pooch
+
+    entry = dataset(name)
+    root = Path(root) if root is not None else cache_root()
+    paths = []
+    for file in entry.select(split):
+        url = _url(file)
+        if url is None:
+            raise ValueError(f"{name}: {file.path} is not published for download; it travels with the source repository (examples/data)")
+        target = root / file.path
+        pin = target.with_name(target.name + ".sha256")
+        known = file.sha256 or (pin.read_text().strip() if pin.is_file() else None)
+        if target.is_file() and known is not None and _sha256(target) != known:
+            target.unlink()  # a stale or damaged copy: fetch it again
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            pooch.retrieve(
+                url,
+                known_hash=None if known is None else f"sha256:{known}",
+                fname=target.name,
+                path=target.parent,
+                progressbar=progress,
+                processor=pooch.Untar(extract_dir=".") if entry.unpack else None,
+            )
+        except ValueError as err:  # pooch: hash mismatch (the temporary file is already removed)
+            raise ValueError(f"{name}: {url}: {err}".replace("\n", " ")) from None
+        except Exception as err:
+            raise OSError(f"{name}: download of {url} failed ({type(err).__name__}: {err})") from None
+        if known is None:
+            digest = _sha256(target)
+            pin.write_text(digest + "\n")
+            print(f"{file.path}: no published SHA-256; pinned {digest} (later fetches must match)", flush=True)
+        paths.append(target)
+    return paths
+
+
+def describe(name: str) -> str:
+    """Where ``name`` is now, for ``freecg data list``: a root (with the rMD17 splits found
+    there), or how to get it."""
+    entry = dataset(name)
+    if entry.format == "rmd17" and not entry.unpack:
+        found: Dict[Path, List[str]] = {}
+        for split in sorted({f.path.rsplit("_", 1)[1][:2] for f in entry.files}):
+            try:
+                found.setdefault(locate(name, split), []).append(split)
+            except FileNotFoundError:
+                pass
+        if found:
+            return "; ".join(f"{root} (split {', '.join(splits)})" for root, splits in found.items())
+    else:
+        try:
+            return str(locate(name))
+        except FileNotFoundError:
+            pass
+    return f"not here: freecg data fetch {name}" if any(f.url for f in entry.files) else "source checkout only"
