@@ -1,6 +1,6 @@
 """FreeCG in PyG's ViSNet (``torch_geometric.nn.models.ViSNet``, PyG 2.8.1): the paper's model.
 
-Where the layer goes (``shared/HOSTS.md`` §2): every ``ViS_MP`` (or ``ViS_MP_Vertex``) entry of
+Where the layer goes: every ``ViS_MP`` (or ``ViS_MP_Vertex``) entry of
 ``representation_model.vis_mp_layers`` is replaced by a subclass that
 
 * adds the attention enhancer ``b_ij = Linear(sum_m vec_j[m] d_ij[m])`` (one term per head) to
@@ -199,7 +199,7 @@ def build_visnet_freecg(freecg: Optional[Mapping[str, Any]] = None, layers: Opti
     Args:
         freecg: FreeCG settings (see :func:`splice_visnet`).
         layers: which layers get FreeCG.
-        **visnet: every ``ViSNet`` argument (SPEC §4: ``lmax=2, num_heads=8, num_layers=9,
+        **visnet: every ``ViSNet`` argument (the paper: ``lmax=2, num_heads=8, num_layers=9,
             hidden_channels=256, num_rbf=32, cutoff=5.0, max_num_neighbors=32, derivative=True``).
     """
     return splice_visnet(ViSNet(**visnet), freecg, layers, identity_start=False)

@@ -1,6 +1,6 @@
 """FreeCG in SchNetPack 2.2: PaiNN and SO3net.
 
-Where the layer goes (see ``shared/HOSTS.md`` §1):
+Where the layer goes:
 
 * **PaiNN**: each ``PaiNNInteraction`` is wrapped. Its aggregated messages ``dq [N,1,F]`` and
   ``dmu [N,3,F]`` are read as abstract edges with irreps ``0e+1o``; the second operand is the

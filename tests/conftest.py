@@ -1,5 +1,10 @@
+import functools
+import http.server
 import os
+import socket
 import tempfile
+import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,3 +26,41 @@ def float64():
 @pytest.fixture
 def generator():
     return torch.Generator().manual_seed(0)
+
+
+class _DataHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; a path under ``/truncated/`` sends the file's full length as
+    Content-Length, then only half of it, and drops the connection."""
+
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/truncated/"):
+            body = Path(self.translate_path(self.path.replace("/truncated", "", 1))).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        super().do_GET()
+
+
+@pytest.fixture
+def serve_folder():
+    """``serve_folder(path) -> base URL``: a real HTTP server on 127.0.0.1 serving ``path``."""
+    servers = []
+
+    def start(folder) -> str:
+        handler = functools.partial(_DataHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -14,7 +14,6 @@ from freecg_plugin.training.compare import CompareConfig, load_compare_config, p
 from freecg_plugin.training.hosts import HOSTS, build_host
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "rmd17"
 TINY_HOSTS = [
     {"host": "painn", "args": {"n_atom_basis": 8, "n_interactions": 1, "n_rbf": 6}, "freecg": {"groups": 2}},
     {"host": "nequip", "args": {"num_layers": 2, "l_max": 1, "parity": False, "num_features": 8, "radial_mlp_width": 8},
@@ -24,7 +23,7 @@ TINY_HOSTS = [
 
 def tiny_plan(output):
     return {
-        "data": {"kind": "rmd17", "path": str(DATA), "molecule": "ethanol", "n_train": 8, "n_val": 4, "n_test": 6},
+        "data": {"dataset": "rmd17/ethanol", "n_train": 8, "n_val": 4, "n_test": 6},
         "optim": {"lr": 1e-3, "batch_size": 4, "max_epochs": 2, "warmup_steps": 2},
         "cutoff": 4.0,
         "seeds": [3],
@@ -111,8 +110,6 @@ def test_presets_load():
 
 
 def test_tiny_comparison_end_to_end_and_resume(tmp_path):
-    if not (DATA / "rmd17_ethanol_train_01.npz").is_file():
-        pytest.skip(f"reference data not found at {DATA}")
     output = tmp_path / "out"
     config = tmp_path / "plan.yaml"
     config.write_text(yaml.safe_dump(tiny_plan(output)))

@@ -6,11 +6,9 @@ import torch
 
 from freecg_plugin.data import convert_energy, load_extxyz, load_npz, load_rmd17_split
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"reference data not at {DATA}")
+DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 
 
-@needs_data
 def test_rmd17_official_split():
     train, test = load_rmd17_split(DATA / "rmd17", "aspirin", "01")
     assert len(train) == len(test) == 1000 and train.energy_unit == "kcal/mol"
@@ -19,7 +17,6 @@ def test_rmd17_official_split():
     assert train.elements == [1, 6, 8]
 
 
-@needs_data
 @pytest.mark.parametrize(
     "name, frames, unit, periodic",
     [("water/water64_deepmd_400.npz", 400, "eV", True), ("lips/lips_devset200.npz", 200, "eV", True),
@@ -31,7 +28,6 @@ def test_npz_flavours(name, frames, unit, periodic):
     assert data.structures[0].pbc == periodic and (data.structures[0].cell is not None) == periodic
 
 
-@needs_data
 def test_extxyz_with_explicit_units():
     md22 = load_extxyz(DATA / "md22" / "md22_Ac-Ala3-NHMe_5frames.xyz", "kcal/mol", energy_key="Energy")
     assert len(md22) == 5 and md22.structures[0].positions.shape == (42, 3)
@@ -48,7 +44,6 @@ def test_unit_conversion_round_trip():
         convert_energy(1.0, "kcal", "eV")
 
 
-@needs_data
 def test_to_unit_converts_energies_and_forces():
     train, _ = load_rmd17_split(DATA / "rmd17", "ethanol", "01")
     ev = train.subset(range(3)).to_unit("eV")

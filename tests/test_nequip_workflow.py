@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "examples" / "data"
 BIN = Path(sys.executable).parent
 ENERGIES = Path(__file__).with_name("nequip_energies.py")
 TINY = ["max_epochs=1", "num_train=20", "num_val=10", "num_test=10"]

@@ -12,14 +12,12 @@ import pytest
 pytest.importorskip("schnetpack")
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "rmd17"
+DATA = ROOT / "examples" / "data" / "rmd17"
 EXAMPLE = ROOT / "examples" / "schnetpack"
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    if not (DATA / "rmd17_aspirin_train_01.npz").is_file():
-        pytest.skip(f"reference data not found at {DATA}")
     work = tmp_path_factory.mktemp("spktrain")
     shutil.copytree(EXAMPLE / "configs", work / "configs")
     subprocess.run(

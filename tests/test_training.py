@@ -10,13 +10,11 @@ pytest.importorskip("lightning")
 from freecg_plugin.training import TrainConfig, load_config  # noqa: E402
 from freecg_plugin.training.run import load_data, train  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "rmd17"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"reference data not at {DATA}")
 
 
 def tiny_config(output, **optim):
     return TrainConfig.from_dict({
-        "data": {"kind": "rmd17", "path": str(DATA), "molecule": "ethanol", "n_train": 20, "n_val": 4, "n_test": 8},
+        "data": {"dataset": "rmd17/ethanol", "n_train": 20, "n_val": 4, "n_test": 8},
         "model": {"host": "visnet", "args": {"lmax": 2, "num_heads": 2, "num_layers": 2, "hidden_channels": 16, "num_rbf": 8}, "cutoff": 4.0,
                   "freecg": {"groups": 2}},
         "optim": {"lr": 2e-3, "batch_size": 4, "max_epochs": 6, "warmup_steps": 5, **optim},
@@ -39,7 +37,7 @@ def test_thirty_steps_lower_the_loss_and_resume_continues(tmp_path):
     from freecg_plugin.training.task import PotentialTask
 
     config = tiny_config(tmp_path / "run")
-    train_set = load_data(config)[0]
+    train_set = load_data(config.data)[0]
     torch.manual_seed(config.optim.seed)
     fresh = PotentialTask(config.to_dict(), float(train_set.energy.mean()), float(train_set.energy.std()), "kcal/mol")
     before = train_loss(fresh, train_set)
@@ -88,7 +86,7 @@ def test_ase_calculator_in_md(tmp_path):
     config = tiny_config(tmp_path / "run", max_epochs=1)
     train(config)
     calc = FreeCGCalculator(str(tmp_path / "run" / "checkpoints" / "last.ckpt"))
-    test_set = load_data(config)[2]
+    test_set = load_data(config.data)[2]
     s = test_set.structures[0]
     atoms = ase.Atoms(numbers=s.numbers.numpy(), positions=s.positions.numpy())
     atoms.calc = calc

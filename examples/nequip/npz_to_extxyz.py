@@ -1,6 +1,6 @@
 """Write an npz data file (rMD17, sGDML, or periodic ``Z, R, cell, E, F``) as extxyz for nequip.
 
-    python examples/nequip/npz_to_extxyz.py ../shared/data/water/water64_deepmd_400.npz data/water.xyz
+    python examples/nequip/npz_to_extxyz.py examples/data/water/water64_deepmd_400.npz data/water.xyz
 
 nequip's ``NPZDataset`` reads rMD17 files directly (see ``aspirin.yaml``) but has no way to say
 that a cell is periodic, so periodic sets go through extxyz, which carries the cell, ``pbc``,

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parents[1].parent / "shared" / "data" / "rmd17"
+DATA = HERE.parents[1] / "examples" / "data" / "rmd17"
 REPRESENTATIONS = ("painn", "painn_freecg", "so3net", "so3net_freecg")
 
 

@@ -1,6 +1,6 @@
 """Convert a revised-MD17 split (npz) into a SchNetPack ASE database plus a split file.
 
-    python examples/schnetpack/convert_rmd17.py ../shared/data/rmd17 aspirin 01 data/aspirin.db \
+    python examples/schnetpack/convert_rmd17.py examples/data/rmd17 aspirin 01 data/aspirin.db \
         --train 950 --val 50 --test 1000
 
 Reads ``rmd17_<molecule>_train_<split>.npz`` and ``rmd17_<molecule>_test_<split>.npz`` (keys
