@@ -86,9 +86,7 @@ def _splice_allegro(allegro: Allegro_Module, settings: Dict[str, Any], layers: O
         allegro.tps[i] = FreeCGEnvironmentContracter(allegro.tps[i], FreeCGLayer(config)).to(dtype)
 
 
-def splice_freecg(
-    model: torch.nn.Module, freecg: Optional[Mapping[str, Any]] = None, identity_start: bool = False
-) -> torch.nn.Module:
+def splice_freecg(model: torch.nn.Module, freecg: Optional[Mapping[str, Any]] = None, identity_start: bool = False) -> torch.nn.Module:
     """Put FreeCG into a NequIP or Allegro model (in place, keeping its weights) and return it.
 
     Args:

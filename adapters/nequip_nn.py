@@ -79,9 +79,7 @@ class FreeCGTensorProductScatter(nn.Module):
         self.use_enhancer = freecg.enhancer is not None
         use_group_cg = freecg.group_cg is not None
         if self.use_enhancer and freecg.enhancer.linear.out_features != tp_scatter.tp.weight_numel:
-            raise ValueError(
-                f"enhancer_out {freecg.enhancer.linear.out_features} != the TP's {tp_scatter.tp.weight_numel} edge weights"
-            )
+            raise ValueError(f"enhancer_out {freecg.enhancer.linear.out_features} != the TP's {tp_scatter.tp.weight_numel} edge weights")
         self.state_in = Linear(Irreps(feature_irreps_in), edge_irreps)
         self.messages_in = Linear(irreps_mid, edge_irreps) if use_group_cg else None
         self.products_out = Linear(edge_irreps, irreps_mid) if use_group_cg else None

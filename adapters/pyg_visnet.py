@@ -43,6 +43,7 @@ __all__ = [
     "splice_visnet",
 ]
 
+
 class RadiusGraph(nn.Module):
     """ViSNet's ``Distance`` contract without pyg-lib: ``(pos, batch) -> (edge_index, r, vec)``.
 

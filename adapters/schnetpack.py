@@ -30,8 +30,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence
 
-import torch
 import schnetpack.properties as properties
+import torch
 from schnetpack.nn import build_mlp, scatter_add
 from schnetpack.nn.so3 import RealSphericalHarmonics, SO3Convolution
 from schnetpack.representation import PaiNN, SO3net
@@ -130,9 +130,7 @@ class FreeCGSO3Convolution(ExactBuffers):
         self.use_enhancer = freecg.enhancer is not None
         self.register_exact_buffer("to_e3nn", spk_to_e3nn_basis(convolution.lmax))
 
-    def forward(
-        self, x: Tensor, radial_ij: Tensor, dir_ij: Tensor, cutoff_ij: Tensor, idx_i: Tensor, idx_j: Tensor
-    ) -> Tensor:
+    def forward(self, x: Tensor, radial_ij: Tensor, dir_ij: Tensor, cutoff_ij: Tensor, idx_i: Tensor, idx_j: Tensor) -> Tensor:
         conv = self.convolution
         Wij = conv._compute_radial_filter(radial_ij, cutoff_ij)  # [E, n_cg, F]
         if self.use_enhancer:  # dir_ij here is SO3net's Y_ij (SchNetPack basis): the dot product is basis-free
@@ -208,7 +206,9 @@ class PaiNNFreeCG(PaiNN):
         freecg_layers: interactions that get FreeCG (default all).
     """
 
-    def __init__(self, *args: Any, freecg: Optional[Mapping[str, Any]] = None, freecg_layers: Optional[Sequence[int]] = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, freecg: Optional[Mapping[str, Any]] = None, freecg_layers: Optional[Sequence[int]] = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         splice_painn(self, freecg, freecg_layers, identity_start=False)
 
@@ -220,7 +220,9 @@ class SO3netFreeCG(SO3net):
     ``freecg_layers`` (interactions that get FreeCG, default all).
     """
 
-    def __init__(self, *args: Any, freecg: Optional[Mapping[str, Any]] = None, freecg_layers: Optional[Sequence[int]] = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, freecg: Optional[Mapping[str, Any]] = None, freecg_layers: Optional[Sequence[int]] = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         splice_so3net(self, freecg, freecg_layers, identity_start=False)
 

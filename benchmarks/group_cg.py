@@ -100,7 +100,7 @@ class PeakRSS:
     """Peak resident memory above the level at entry, sampled every millisecond in a thread
     (torch ops release the GIL, so the sampler runs while they do)."""
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self.base = self.peak = current_rss()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -139,8 +139,13 @@ def single_size(n: int, groups: int, k: int, device: str, repeats: int) -> dict:
         peak = rss.bytes
         user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
         steps = repeats + 1  # time_side_by_side warms up once
-        return {"n": n, "seconds": seconds, "peak_bytes": max(peak, 0), "kernel_share": system / max(user + system, 1e-9),
-                "user_seconds": user / steps}
+        return {
+            "n": n,
+            "seconds": seconds,
+            "peak_bytes": max(peak, 0),
+            "kernel_share": system / max(user + system, 1e-9),
+            "user_seconds": user / steps,
+        }
     return {"n": n, "seconds": seconds, "peak_bytes": max(peak, 0)}
 
 
@@ -180,20 +185,40 @@ def main() -> None:
     per_atom, user_cpu = {}, {}
     for n in (100, 1000, 10000):
         proc = subprocess.run(
-            [sys.executable, __file__, "--single", str(n), "--groups", str(g), "--edges-per-group", str(k),
-             "--device", device, "--repeats", str(args.repeats if n < 10000 else 3)],
-            check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                __file__,
+                "--single",
+                str(n),
+                "--groups",
+                str(g),
+                "--edges-per-group",
+                str(k),
+                "--device",
+                device,
+                "--repeats",
+                str(args.repeats if n < 10000 else 3),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         per_atom[n], user_cpu[n] = result["seconds"] / n * 1e6, result
         print(
             f"ours N={n:>6}: {result['seconds'] * 1e3:9.2f} ms  {per_atom[n]:7.2f} us/atom  "
             f"peak memory {result['peak_bytes'] / 2**20:8.1f} MiB"
-            + (f"  (CPU time: {result['user_seconds'] / n * 1e6:6.1f} us/atom in user space, "
-               f"{100 * result['kernel_share']:.0f}% of all CPU time in the OS kernel: page faults)" if "kernel_share" in result else ""),
+            + (
+                f"  (CPU time: {result['user_seconds'] / n * 1e6:6.1f} us/atom in user space, "
+                f"{100 * result['kernel_share']:.0f}% of all CPU time in the OS kernel: page faults)"
+                if "kernel_share" in result
+                else ""
+            ),
             flush=True,
         )
-    print(f"time per atom N=10000 / N=1000: {per_atom[10000] / per_atom[1000]:.2f} (flat within 30%: {abs(per_atom[10000] / per_atom[1000] - 1) <= 0.3})")
+    print(
+        f"time per atom N=10000 / N=1000: {per_atom[10000] / per_atom[1000]:.2f} (flat within 30%: {abs(per_atom[10000] / per_atom[1000] - 1) <= 0.3})"
+    )
     if all("user_seconds" in r for r in user_cpu.values()):
         ratio = (user_cpu[10000]["user_seconds"] / 10000) / (user_cpu[1000]["user_seconds"] / 1000)
         print(f"user-space CPU time per atom N=10000 / N=1000: {ratio:.2f}")
@@ -203,12 +228,16 @@ def main() -> None:
     t_ours = time_side_by_side({"ours": module}, x1, x2, args.repeats, device)["ours"]
     gflops_cg = 3 * useful_flops(module, n) / t_ours / 1e9
     gflops_mm = matmul_gflops(device)
-    print(f"group CG useful work at N=1000: {3 * useful_flops(module, n) / 1e9:.3f} GFLOP forward+backward "
-          f"({100 * gflops_cg / gflops_mm:.1f}% of the matmul rate)")
+    print(
+        f"group CG useful work at N=1000: {3 * useful_flops(module, n) / 1e9:.3f} GFLOP forward+backward "
+        f"({100 * gflops_cg / gflops_mm:.1f}% of the matmul rate)"
+    )
     for n in (168, 1000):
         floor = 3 * useful_flops(module, n) / (gflops_mm * 1e9)
-        print(f"bound N={n}: the useful work alone at the matmul rate takes {floor * 1e3:.2f} ms, "
-              f"a speed-up of at most {reference_seconds[n] / floor:.0f}x over this run's reference")
+        print(
+            f"bound N={n}: the useful work alone at the matmul rate takes {floor * 1e3:.2f} ms, "
+            f"a speed-up of at most {reference_seconds[n] / floor:.0f}x over this run's reference"
+        )
 
     print(f"speedup N=168: {speedups[168]:.1f}x")
     print(f"speedup N=1000: {speedups[1000]:.1f}x")

@@ -49,8 +49,11 @@ def main() -> None:
     energy = train.energy[: args.batch].float()
     forces = torch.cat(train.forces[: args.batch]).float()
     elements = sorted(set(graph.numbers.tolist()))
-    print(f"batch: {args.batch} aspirin frames, {graph.numbers.numel()} atoms, {graph.edge_index.shape[1]} edges; "
-          f"threads={torch.get_num_threads()}", flush=True)
+    print(
+        f"batch: {args.batch} aspirin frames, {graph.numbers.numel()} atoms, {graph.edge_index.shape[1]} edges; "
+        f"threads={torch.get_num_threads()}",
+        flush=True,
+    )
 
     def step(model: torch.nn.Module) -> None:
         out = evaluate(model, graph, forces=True, training=True)
@@ -58,8 +61,14 @@ def main() -> None:
         loss.backward()
 
     for entry in plan["hosts"]:
-        common = dict(args=entry.get("args", {}), cutoff=cutoff, freecg_layers=None, elements=elements,
-                      energy_mean=float(energy.mean()), energy_std=float(energy.std()))
+        common = dict(
+            args=entry.get("args", {}),
+            cutoff=cutoff,
+            freecg_layers=None,
+            elements=elements,
+            energy_mean=float(energy.mean()),
+            energy_std=float(energy.std()),
+        )
         torch.manual_seed(0)
         bare = build_host(entry["host"], freecg=None, **common)
         torch.manual_seed(0)

@@ -53,9 +53,11 @@ class GraphBatch:
     shifts: Tensor
     num_graphs: int
 
-    def to(self, device) -> "GraphBatch":
+    def to(self, device) -> GraphBatch:
         """The same batch on ``device``."""
-        return GraphBatch(*(t.to(device) for t in (self.numbers, self.positions, self.batch, self.cell, self.edge_index, self.shifts)), self.num_graphs)
+        return GraphBatch(
+            *(t.to(device) for t in (self.numbers, self.positions, self.batch, self.cell, self.edge_index, self.shifts)), self.num_graphs
+        )
 
 
 def collate(structures: Sequence[Structure], cutoff: float, allow_isolated: bool = False) -> GraphBatch:
@@ -79,9 +81,7 @@ def collate(structures: Sequence[Structure], cutoff: float, allow_isolated: bool
             lonely = torch.ones(len(s.numbers), dtype=torch.bool)
             lonely[edge_index[1]] = False
             if lonely.any():
-                raise ValueError(
-                    f"structure {index}: atoms {lonely.nonzero().view(-1).tolist()[:10]} have no neighbour within {cutoff} Å"
-                )
+                raise ValueError(f"structure {index}: atoms {lonely.nonzero().view(-1).tolist()[:10]} have no neighbour within {cutoff} Å")
         numbers.append(s.numbers)
         positions.append(s.positions)
         batch.append(torch.full((len(s.numbers),), index, dtype=torch.long))
@@ -91,8 +91,13 @@ def collate(structures: Sequence[Structure], cutoff: float, allow_isolated: bool
         shifts.append(shift)
         offset += len(s.numbers)
     return GraphBatch(
-        torch.cat(numbers), torch.cat(positions), torch.cat(batch), torch.stack(cells),
-        torch.cat(edges, dim=1), torch.cat(shifts), len(structures),
+        torch.cat(numbers),
+        torch.cat(positions),
+        torch.cat(batch),
+        torch.stack(cells),
+        torch.cat(edges, dim=1),
+        torch.cat(shifts),
+        len(structures),
     )
 
 

@@ -57,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, metavar="FILE")
     evaluate.add_argument("--output", metavar="PRED.xyz", help="write predictions here (extxyz)")
     evaluate.add_argument("--energy-unit", help="unit of FILE's energies (default: the training config's)")
-    evaluate.add_argument("--key", action="append", default=None, metavar="NAME=KEY", help="FILE's key for energy/forces/stress, e.g. energy=REF_energy")
+    evaluate.add_argument(
+        "--key", action="append", default=None, metavar="NAME=KEY", help="FILE's key for energy/forces/stress, e.g. energy=REF_energy"
+    )
     evaluate.add_argument("--device", help="cpu, cuda... (default: the training device)")
     evaluate.add_argument("--batch-size", type=int, default=8)
 
@@ -150,7 +152,9 @@ def _compare(args) -> None:
     from .training.compare import load_compare_config, report, run_plan
     from .training.config import config_path
 
-    config = load_compare_config(config_path(args.config, "compare") if args.config else config_path(args.preset, "compare"), args.overrides)
+    config = load_compare_config(
+        config_path(args.config, "compare") if args.config else config_path(args.preset, "compare"), args.overrides
+    )
     if args.output:
         config.output = args.output
     if args.seeds:

@@ -196,7 +196,8 @@ def e3nn_reference_group_cg(module) -> Callable[[Tensor, Tensor], Tensor]:
     are dropped (CG coefficients do not depend on them). Takes and returns our
     ``[N, G, K, D]`` layout.
     """
-    from e3nn.o3 import Irrep as E3Irrep, TensorProduct
+    from e3nn.o3 import Irrep as E3Irrep
+    from e3nn.o3 import TensorProduct
 
     k, strip = module.edges_per_group, module.symmetry == "SO3"
 

@@ -16,8 +16,11 @@ from freecg_plugin.training.hosts import HOSTS, build_host
 ROOT = Path(__file__).resolve().parents[1]
 TINY_HOSTS = [
     {"host": "painn", "args": {"n_atom_basis": 8, "n_interactions": 1, "n_rbf": 6}, "freecg": {"groups": 2}},
-    {"host": "nequip", "args": {"num_layers": 2, "l_max": 1, "parity": False, "num_features": 8, "radial_mlp_width": 8},
-     "freecg": {"edges_per_group": 4}},
+    {
+        "host": "nequip",
+        "args": {"num_layers": 2, "l_max": 1, "parity": False, "num_features": 8, "radial_mlp_width": 8},
+        "freecg": {"edges_per_group": 4},
+    },
 ]
 
 
@@ -36,7 +39,9 @@ def tiny_plan(output):
 def compare(config_path):
     return subprocess.run(
         [sys.executable, "-m", "freecg_plugin.cli", "compare", "--config", str(config_path)],
-        capture_output=True, text=True, timeout=1200,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
 
 
@@ -49,9 +54,18 @@ def test_every_host_builds_bare_and_with_freecg_and_gives_forces(host):
         "painn": TINY_HOSTS[0]["args"],
         "so3net": {"n_atom_basis": 8, "n_interactions": 1, "lmax": 1, "n_rbf": 4},
         "nequip": TINY_HOSTS[1]["args"],
-        "allegro": {"l_max": 1, "parity": False, "radial_chemical_embed": {"_target_": "allegro.nn.TwoBodyBesselScalarEmbed", "num_bessels": 4},
-                    "radial_chemical_embed_dim": 4, "num_layers": 1, "num_scalar_features": 8, "num_tensor_features": 4,
-                    "allegro_mlp_hidden_layers_width": 8, "scalar_embed_mlp_hidden_layers_width": 8, "readout_mlp_hidden_layers_width": 4},
+        "allegro": {
+            "l_max": 1,
+            "parity": False,
+            "radial_chemical_embed": {"_target_": "allegro.nn.TwoBodyBesselScalarEmbed", "num_bessels": 4},
+            "radial_chemical_embed_dim": 4,
+            "num_layers": 1,
+            "num_scalar_features": 8,
+            "num_tensor_features": 4,
+            "allegro_mlp_hidden_layers_width": 8,
+            "scalar_embed_mlp_hidden_layers_width": 8,
+            "readout_mlp_hidden_layers_width": 4,
+        },
     }[host]
     freecg = {"groups": 2} if host in ("visnet", "painn", "so3net") else {"edges_per_group": 2}
     graph = collate([Structure(torch.tensor([8, 1, 1, 6]), torch.randn(4, 3, generator=torch.Generator().manual_seed(0)))], 4.0)
@@ -66,7 +80,10 @@ def test_every_host_builds_bare_and_with_freecg_and_gives_forces(host):
 
 
 def test_plan_pairs_share_everything_but_the_model(tmp_path):
-    config = CompareConfig(**tiny_plan(tmp_path), ablation={"args": {"lmax": 2, "num_heads": 2, "num_layers": 1, "hidden_channels": 8, "num_rbf": 4}, "groups": [2, 8]})
+    config = CompareConfig(
+        **tiny_plan(tmp_path),
+        ablation={"args": {"lmax": 2, "num_heads": 2, "num_layers": 1, "hidden_channels": 8, "num_rbf": 4}, "groups": [2, 8]},
+    )
     runs = plan(config)
     by = {(label, variant, r.budget): r for r in runs for label, variant in r.roles}
     for host in ("painn", "nequip"):

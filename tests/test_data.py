@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from freecg_plugin.data import convert_energy, load_extxyz, load_npz, load_rmd17_split
+from freecg_plugin.data import convert_energy, load_ase, load_npz, load_rmd17_split
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 
@@ -19,8 +19,11 @@ def test_rmd17_official_split():
 
 @pytest.mark.parametrize(
     "name, frames, unit, periodic",
-    [("water/water64_deepmd_400.npz", 400, "eV", True), ("lips/lips_devset200.npz", 200, "eV", True),
-     ("md17_ccsd/ethanol_ccsd_t-train.npz", 1000, "kcal/mol", False)],
+    [
+        ("water/water64_deepmd_400.npz", 400, "eV", True),
+        ("lips/lips_devset200.npz", 200, "eV", True),
+        ("md17_ccsd/ethanol_ccsd_t-train.npz", 1000, "kcal/mol", False),
+    ],
 )
 def test_npz_flavours(name, frames, unit, periodic):
     data = load_npz(DATA / name)
@@ -29,12 +32,14 @@ def test_npz_flavours(name, frames, unit, periodic):
 
 
 def test_extxyz_with_explicit_units():
-    md22 = load_extxyz(DATA / "md22" / "md22_Ac-Ala3-NHMe_5frames.xyz", "kcal/mol", energy_key="Energy")
+    md22 = load_ase(DATA / "md22" / "md22_Ac-Ala3-NHMe_5frames.xyz", "kcal/mol", keys={"energy": "Energy"})
     assert len(md22) == 5 and md22.structures[0].positions.shape == (42, 3)
-    fixture = load_extxyz(DATA / "fixtures" / "ethanol_reduced_100.xyz", "kcal/mol")
+    fixture = load_ase(DATA / "fixtures" / "ethanol_reduced_100.xyz", "kcal/mol")
     assert len(fixture) == 100 and fixture.energy[0] == pytest.approx(-97079.92222178938)
     with pytest.raises(ValueError, match="lacks 'energy'"):
-        load_extxyz(DATA / "md22" / "md22_Ac-Ala3-NHMe_5frames.xyz", "kcal/mol")
+        load_ase(DATA / "md22" / "md22_Ac-Ala3-NHMe_5frames.xyz", "kcal/mol")
+    with pytest.raises(ValueError, match="energy unit required"):
+        load_ase(DATA / "md22" / "md22_Ac-Ala3-NHMe_5frames.xyz", None)
 
 
 def test_unit_conversion_round_trip():
@@ -45,7 +50,7 @@ def test_unit_conversion_round_trip():
 
 
 def test_to_unit_converts_energies_and_forces():
-    train, _ = load_rmd17_split(DATA / "rmd17", "ethanol", "01")
+    train, _ = load_rmd17_split(DATA / "rmd17", "ethanol", 1)  # YAML's `split: 01` is the integer 1
     ev = train.subset(range(3)).to_unit("eV")
     assert ev.energy_unit == "eV"
     assert torch.allclose(ev.forces[1], train.forces[1] * 0.0433641043)

@@ -28,13 +28,7 @@ def test_paths_with_scalars_and_higher_l():
     assert all(p.allowed("O3") for p in paths)
     assert CGPath.parse("0e x 3o -> 3o") in paths and CGPath.parse("1o x 1o -> 1o") not in paths
     # every (l1, l2, l3) combination satisfying the triangle rule with matching parity is there
-    expected = sum(
-        1
-        for a in range(4)
-        for b in range(4)
-        for c in range(4)
-        if abs(a - b) <= c <= a + b and (-1) ** (a + b) == (-1) ** c
-    )
+    expected = sum(1 for a in range(4) for b in range(4) for c in range(4) if abs(a - b) <= c <= a + b and (-1) ** (a + b) == (-1) ** c)
     assert len(paths) == expected
 
 

@@ -111,7 +111,9 @@ def test_splice_with_identity_start_keeps_the_host_outputs(target, host, molecul
     from hydra.utils import get_method
 
     bare = get_method(target)(**COMMON, **host)
-    spliced = FreeCGModel(**COMMON, host={"_target_": target, **host}, identity_start=True, freecg={"groups": 2} if "allegro" in target else {})
+    spliced = FreeCGModel(
+        **COMMON, host={"_target_": target, **host}, identity_start=True, freecg={"groups": 2} if "allegro" in target else {}
+    )
     assert sum(p.numel() for p in spliced.parameters()) > sum(p.numel() for p in bare.parameters())
     e_bare = energy_fn(bare)(*molecule, None)
     e_spliced = energy_fn(spliced)(*molecule, None)

@@ -53,8 +53,18 @@ def trained(request, frames, tmp_path_factory):
     """One nequip-train run (1 epoch on 20 frames) per FreeCG model; returns its output folder."""
     out = tmp_path_factory.mktemp(request.param)
     run(
-        [BIN / "nequip-train", "-cp", ROOT / "examples" / "nequip", "-cn", "aspirin", f"model={request.param}",
-         f"data_dir={DATA}", f"hydra.run.dir={out}", *TINY, *SMALL[request.param]],
+        [
+            BIN / "nequip-train",
+            "-cp",
+            ROOT / "examples" / "nequip",
+            "-cn",
+            "aspirin",
+            f"model={request.param}",
+            f"data_dir={DATA}",
+            f"hydra.run.dir={out}",
+            *TINY,
+            *SMALL[request.param],
+        ],
         cwd=out,
     )
     return request.param, out
@@ -62,8 +72,12 @@ def trained(request, frames, tmp_path_factory):
 
 def energies(model, frames, env=None, python=(sys.executable,)):
     result = subprocess.run(
-        [*python, str(ENERGIES), str(model), str(frames)], capture_output=True, text=True, env=env,
-        cwd=Path(model).parent, timeout=600,
+        [*python, str(ENERGIES), str(model), str(frames)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(model).parent,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -124,8 +138,22 @@ def test_periodic_water_trains_through_our_extxyz_converter(model, tmp_path):
     assert len(frames) == 400 and frames[0].pbc.all() and frames[0].get_volume() > 1900
     out = tmp_path / "run"
     run(
-        [BIN / "nequip-train", "-cp", ROOT / "examples" / "nequip", "-cn", "water", f"model={model}", f"water_xyz={xyz}",
-         f"hydra.run.dir={out}", "max_epochs=1", "num_train=4", "num_val=2", "test_start=6", "num_test=2", *SMALL[model]],
+        [
+            BIN / "nequip-train",
+            "-cp",
+            ROOT / "examples" / "nequip",
+            "-cn",
+            "water",
+            f"model={model}",
+            f"water_xyz={xyz}",
+            f"hydra.run.dir={out}",
+            "max_epochs=1",
+            "num_train=4",
+            "num_val=2",
+            "test_start=6",
+            "num_test=2",
+            *SMALL[model],
+        ],
         cwd=tmp_path,
     )
     rows = list(csv.DictReader(open(next(out.glob("log/version_*/metrics.csv")))))
@@ -139,7 +167,8 @@ def test_converter_refuses_a_malformed_file_and_keeps_the_old_output(tmp_path):
     out.write_text("previous content\n")
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "nequip" / "npz_to_extxyz.py"), str(bad), str(out)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode != 0 and "bad.npz" in result.stderr
     assert out.read_text() == "previous content\n"

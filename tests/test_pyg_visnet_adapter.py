@@ -95,10 +95,7 @@ def test_radius_graph_matches_brute_force(generator):
     batch = torch.tensor([0] * 12 + [1] * 18)
     edge_index, weight, vec = RadiusGraph(2.5, max_num_neighbors=100)(pos, batch)
     found = {(int(j), int(i)) for j, i in edge_index.T}
-    expected = {
-        (j, i) for i in range(30) for j in range(30)
-        if batch[i] == batch[j] and (i == j or (pos[i] - pos[j]).norm() < 2.5)
-    }
+    expected = {(j, i) for i in range(30) for j in range(30) if batch[i] == batch[j] and (i == j or (pos[i] - pos[j]).norm() < 2.5)}
     assert found == expected
     assert torch.allclose(vec, pos[edge_index[0]] - pos[edge_index[1]])
     assert torch.all(weight[edge_index[0] == edge_index[1]] == 0)
@@ -167,7 +164,9 @@ def test_periodic_symmetries_forces_and_stress(crystal, float64, generator):
     for a, b in [(0, 0), (1, 2), (2, 0)]:
         strain = torch.zeros(3, 3, dtype=torch.float64)
         strain[a, b] = strain[b, a] = h / 2 if a != b else h
-        deform = lambda e: energy(positions @ (torch.eye(3, dtype=torch.float64) + e), numbers, cell @ (torch.eye(3, dtype=torch.float64) + e))  # noqa: E731
+        deform = lambda e: energy(
+            positions @ (torch.eye(3, dtype=torch.float64) + e), numbers, cell @ (torch.eye(3, dtype=torch.float64) + e)
+        )  # noqa: E731
         numeric = (deform(strain) - deform(-strain)) / (2 * h) / volume
         assert torch.allclose(numeric, stress[a, b], rtol=1e-6, atol=1e-9)  # symmetric strain h/2 + h/2
     assert torch.allclose(stress, stress.T)

@@ -69,7 +69,9 @@ def test_fetch_good_download_then_mismatch_then_interrupted(cache, serve_folder,
         registry.fetch("rmd17/benzene", "01")
     assert not [p for p in (cache / "rmd17").iterdir() if "benzene" in p.name]
     assert sorted(p.name for p in (cache / "rmd17").iterdir()) == [
-        "rmd17_ethanol_test_01.npz", "rmd17_ethanol_train_01.npz", "rmd17_toluene_test_01.npz"
+        "rmd17_ethanol_test_01.npz",
+        "rmd17_ethanol_train_01.npz",
+        "rmd17_toluene_test_01.npz",
     ]  # no temporary or partial file
 
 
@@ -118,7 +120,7 @@ def test_data_cli_list_path_fetch(cache, serve_folder, tmp_path):
     env = {"FREECG_DATA": str(cache), "FREECG_DATA_MIRROR": serve_folder(DATA), "PATH": ""}
     listing = subprocess.run([str(freecg), "data", "list"], capture_output=True, text=True, env=env)
     assert listing.returncode == 0
-    assert f"rmd17/aspirin" in listing.stdout and f"{DATA} (split 01)" in listing.stdout
+    assert "rmd17/aspirin" in listing.stdout and f"{DATA} (split 01)" in listing.stdout
     assert "freecg data fetch rmd17/uracil" in listing.stdout
     fetched = subprocess.run([str(freecg), "data", "fetch", "rmd17/naphthalene", "--split", "1"], capture_output=True, text=True, env=env)
     assert fetched.returncode == 0, fetched.stderr

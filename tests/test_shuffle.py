@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from freecg_plugin import AbstractEdgeShuffle, AbstractEdgeBuilder
+from freecg_plugin import AbstractEdgeBuilder, AbstractEdgeShuffle
 from freecg_plugin.nn import default_shift
 
 

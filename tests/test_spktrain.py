@@ -21,8 +21,20 @@ def workdir(tmp_path_factory):
     work = tmp_path_factory.mktemp("spktrain")
     shutil.copytree(EXAMPLE / "configs", work / "configs")
     subprocess.run(
-        [sys.executable, str(EXAMPLE / "convert_rmd17.py"), str(DATA), "aspirin", "01", str(work / "data" / "aspirin.db"),
-         "--train", "12", "--val", "6", "--test", "6"],
+        [
+            sys.executable,
+            str(EXAMPLE / "convert_rmd17.py"),
+            str(DATA),
+            "aspirin",
+            "01",
+            str(work / "data" / "aspirin.db"),
+            "--train",
+            "12",
+            "--val",
+            "6",
+            "--test",
+            "6",
+        ],
         check=True,
     )
     return work
@@ -34,10 +46,23 @@ def test_spktrain_runs_to_its_test_stage(representation, workdir):
     # SchNetPack pickles the model in checkpoints; Hydra finds ./configs through $PWD
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "PWD": str(workdir)}
     result = subprocess.run(
-        [str(spktrain), "experiment=aspirin", f"model/representation={representation}", "trainer.max_epochs=1",
-         "data.num_train=12", "data.num_val=6", "data.num_test=6", "model.representation.n_atom_basis=8",
-         "model.representation.n_interactions=2", f"run.id={representation}"],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=600,
+        [
+            str(spktrain),
+            "experiment=aspirin",
+            f"model/representation={representation}",
+            "trainer.max_epochs=1",
+            "data.num_train=12",
+            "data.num_val=6",
+            "data.num_test=6",
+            "model.representation.n_atom_basis=8",
+            "model.representation.n_interactions=2",
+            f"run.id={representation}",
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     run = workdir / "runs" / representation

@@ -51,9 +51,7 @@ def test_broken_models_are_caught(broken, message, molecule, generator):
 
 def test_translation_is_checked(molecule, generator):
     with pytest.raises(AssertionError, match="translation"):
-        assert_energy_model_symmetries(
-            lambda p, z, c: pair_energy(p, z) + p.sum(0).norm(), *molecule, generator=generator
-        )
+        assert_energy_model_symmetries(lambda p, z, c: pair_energy(p, z) + p.sum(0).norm(), *molecule, generator=generator)
 
 
 def test_wrong_forces_are_caught(molecule, generator):

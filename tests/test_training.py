@@ -5,22 +5,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 pytest.importorskip("lightning")
 from freecg_plugin.training import TrainConfig, load_config  # noqa: E402
 from freecg_plugin.training.run import load_data, train  # noqa: E402
 
 
-
 def tiny_config(output, **optim):
-    return TrainConfig.from_dict({
-        "data": {"dataset": "rmd17/ethanol", "n_train": 20, "n_val": 4, "n_test": 8},
-        "model": {"host": "visnet", "args": {"lmax": 2, "num_heads": 2, "num_layers": 2, "hidden_channels": 16, "num_rbf": 8}, "cutoff": 4.0,
-                  "freecg": {"groups": 2}},
-        "optim": {"lr": 2e-3, "batch_size": 4, "max_epochs": 6, "warmup_steps": 5, **optim},
-        "output": str(output),
-        "accelerator": "cpu",
-    })
+    return TrainConfig.from_dict(
+        {
+            "data": {"dataset": "rmd17/ethanol", "n_train": 20, "n_val": 4, "n_test": 8},
+            "model": {
+                "host": "visnet",
+                "args": {"lmax": 2, "num_heads": 2, "num_layers": 2, "hidden_channels": 16, "num_rbf": 8},
+                "cutoff": 4.0,
+                "freecg": {"groups": 2},
+            },
+            "optim": {"lr": 2e-3, "batch_size": 4, "max_epochs": 6, "warmup_steps": 5, **optim},
+            "output": str(output),
+            "accelerator": "cpu",
+        }
+    )
 
 
 def train_loss(task, data, cutoff=4.0):
@@ -57,7 +63,7 @@ def test_thirty_steps_lower_the_loss_and_resume_continues(tmp_path):
 
 def test_config_errors_name_the_problem(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("optim: {lr: 1e-3, lerning_rate: 2}\n")
+    bad.write_text("data: {dataset: rmd17/ethanol, n_val: 5}\noptim: {lr: 1e-3, lerning_rate: 2}\n")
     with pytest.raises(ValueError, match=r"bad.yaml: optim: unknown keys \['lerning_rate'\]"):
         load_config(bad)
     bad.write_text("data: [unclosed\n")
@@ -67,14 +73,39 @@ def test_config_errors_name_the_problem(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
-def test_cli_help_and_errors(tmp_path):
+def test_cli_help_version_overrides_and_errors(tmp_path):
     freecg = Path(sys.executable).with_name("freecg")
-    for command in ("train", "test"):
+    for command in ("train", "test", "evaluate", "compare", "data"):
         result = subprocess.run([str(freecg), command, "--help"], capture_output=True, text=True)
         assert result.returncode == 0 and "--" in result.stdout
+    shown = subprocess.run([str(freecg), "train", "--help"], capture_output=True, text=True).stdout
+    assert all(name in shown for name in ("small", "paper", "water", "lips", "own_data"))  # shipped configs listed
+    version = subprocess.run([str(freecg), "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("freecg-plugin ")
     (tmp_path / "c.yaml").write_text("modle: {}\n")
     result = subprocess.run([str(freecg), "train", "--config", str(tmp_path / "c.yaml")], capture_output=True, text=True)
     assert result.returncode == 2 and "unknown sections ['modle']" in result.stderr
+    # a shipped config by name, overrides on top; a relative data path on the command line is the working directory's
+    printed = subprocess.run(
+        [str(freecg), "train", "--config", "small", "--print-config", "optim.lr=0.01", "data.split=02", "model.freecg=null",
+         "data.dataset=null", "data.train=mine.xyz", "data.energy_unit=eV"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    shown = yaml.safe_load(printed.stdout)
+    assert shown["optim"]["lr"] == 0.01 and shown["data"]["split"] == "02" and shown["model"]["freecg"] is None
+    assert shown["data"]["train"] == str(tmp_path / "mine.xyz") and shown["optim"]["max_epochs"] == 40
+    for override, message in (("optim.lr", "not key=value"), ("data.n_train=1001", "1001 train + 50 validation frames asked, 1000 available"),
+                              ("data.split=9", "no split '09'"), ("data.dataset=rmd17/uracil", "run: freecg data fetch rmd17/uracil --split 01")):  # fmt: skip
+        result = subprocess.run([str(freecg), "train", "--config", "small", override], capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, (override, result.stderr)
+    assert not (tmp_path / "runs").exists()  # every error came before training
+
+
+def test_yaml_split_01_is_split_01(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {dataset: rmd17/ethanol, split: 01, n_val: 5}\n")  # YAML reads 01 as the integer 1
+    assert load_config(path).data.split == "01"
 
 
 def test_ase_calculator_in_md(tmp_path):

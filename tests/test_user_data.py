@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("lightning")
 ase = pytest.importorskip("ase")
@@ -131,7 +130,11 @@ def test_frames_of_different_sizes_with_stress_train_per_atom_with_reference_ene
     assert np.isfinite(results["stress_mae"]) and results["stress_mae"] > 0
     with pytest.raises(ValueError, match="nostress.xyz: .*stress"):
         write(tmp_path / "nostress.xyz", emt_frames([1, 1, 1, 1], seed=1, pbc=False), format="extxyz")
-        train(TrainConfig.from_dict({**config.to_dict(), "data": {**config.to_dict()["data"], "train": str(tmp_path / "nostress.xyz"), "n_train": 2}}))
+        train(
+            TrainConfig.from_dict(
+                {**config.to_dict(), "data": {**config.to_dict()["data"], "train": str(tmp_path / "nostress.xyz"), "n_train": 2}}
+            )
+        )
 
 
 def test_dummy_lattice_with_pbc_false_is_a_molecule_and_slabs_keep_their_periodicity(tmp_path):
@@ -180,9 +183,13 @@ def test_slab_in_training_and_in_the_ase_calculator(tmp_path):
 def test_evaluate_errors_are_one_line(water_files, tmp_path):
     bad = tmp_path / "broken.ckpt"
     bad.write_bytes(b"not a checkpoint")
-    run = subprocess.run([str(FREECG), "evaluate", "--checkpoint", str(bad), "--data", str(water_files / "test.xyz")], capture_output=True, text=True)
+    run = subprocess.run(
+        [str(FREECG), "evaluate", "--checkpoint", str(bad), "--data", str(water_files / "test.xyz")], capture_output=True, text=True
+    )
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "broken.ckpt: not a readable freecg checkpoint" in run.stderr
-    run = subprocess.run([str(FREECG), "evaluate", "--checkpoint", str(tmp_path / "none.ckpt"), "--data", "x.xyz"], capture_output=True, text=True)
+    run = subprocess.run(
+        [str(FREECG), "evaluate", "--checkpoint", str(tmp_path / "none.ckpt"), "--data", "x.xyz"], capture_output=True, text=True
+    )
     assert run.returncode == 2 and "none.ckpt: no such checkpoint" in run.stderr
 
 

@@ -38,7 +38,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path, help="npz file")
     parser.add_argument("output", type=Path, help="extxyz file to write")
-    parser.add_argument("--energy-unit", default=None, help="unit of the file's energies (default: kcal/mol for rMD17/sGDML, eV for periodic)")
+    parser.add_argument(
+        "--energy-unit", default=None, help="unit of the file's energies (default: kcal/mol for rMD17/sGDML, eV for periodic)"
+    )
     args = parser.parse_args(argv)
     data = load_npz(args.source, args.energy_unit)
     frames = to_atoms(data)

@@ -37,8 +37,23 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     shutil.copytree(HERE / "configs", work / "configs", dirs_exist_ok=True)
     if not (work / "data" / "aspirin.db").exists():
-        subprocess.run([sys.executable, str(HERE / "convert_rmd17.py"), str(args.data), "aspirin", "01",
-                        str(work / "data" / "aspirin.db"), "--train", "200", "--val", "50", "--test", "200"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "convert_rmd17.py"),
+                str(args.data),
+                "aspirin",
+                "01",
+                str(work / "data" / "aspirin.db"),
+                "--train",
+                "200",
+                "--val",
+                "50",
+                "--test",
+                "200",
+            ],
+            check=True,
+        )
     spktrain = Path(sys.executable).with_name("spktrain")
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "PWD": str(work)}
     rows = []
@@ -47,15 +62,29 @@ def main() -> None:
         shutil.rmtree(work / "runs" / run_id, ignore_errors=True)
         print(f"== {rep}: spktrain, {args.epochs} epochs", flush=True)
         start = time.perf_counter()
-        subprocess.run([str(spktrain), "experiment=aspirin", f"model/representation={rep}", f"trainer.max_epochs={args.epochs}",
-                        f"+seed={args.seed}", f"run.id={run_id}", "callbacks.early_stopping.patience=1000"],
-                       cwd=work, env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                str(spktrain),
+                "experiment=aspirin",
+                f"model/representation={rep}",
+                f"trainer.max_epochs={args.epochs}",
+                f"+seed={args.seed}",
+                f"run.id={run_id}",
+                "callbacks.early_stopping.patience=1000",
+            ],
+            cwd=work,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         seconds = time.perf_counter() - start
         run = work / "runs" / run_id
         metrics = list(csv.DictReader(open(next(run.glob("csv/version_*/metrics.csv")))))
         test = [m for m in metrics if m["test_forces_mae"]][-1]
         rows.append((rep, float(test["test_energy_mae"]), float(test["test_forces_mae"]), seconds / args.epochs))
-        print(f"   test energy MAE {rows[-1][1]:.3f} kcal/mol, force MAE {rows[-1][2]:.3f} kcal/mol/Å, {rows[-1][3]:.1f} s/epoch", flush=True)
+        print(
+            f"   test energy MAE {rows[-1][1]:.3f} kcal/mol, force MAE {rows[-1][2]:.3f} kcal/mol/Å, {rows[-1][3]:.1f} s/epoch", flush=True
+        )
     table = ["| representation | test energy MAE (kcal/mol) | test force MAE (kcal/mol/Å) | wall s / epoch |", "|---|---|---|---|"]
     table += [f"| {r} | {e:.3f} | {f:.3f} | {t:.1f} |" for r, e, f, t in rows]
     text = f"spktrain, rMD17 aspirin split 01 (200/50/200), {args.epochs} epochs, seed {args.seed}\n\n" + "\n".join(table) + "\n"

@@ -69,9 +69,7 @@ def convert(data_dir: Path, molecule: str, split: str, db_path: Path, n_train: i
     os.close(fd)
     os.unlink(tmp_db)  # ASEAtomsData.create refuses an existing file
     try:
-        dataset = ASEAtomsData.create(
-            tmp_db, distance_unit="Ang", property_unit_dict={"energy": "kcal/mol", "forces": "kcal/mol/Ang"}
-        )
+        dataset = ASEAtomsData.create(tmp_db, distance_unit="Ang", property_unit_dict={"energy": "kcal/mol", "forces": "kcal/mol/Ang"})
         atoms, properties = [], []
         for source, count in ((train, n_train + n_val), (test, n_test)):
             for i in range(count):

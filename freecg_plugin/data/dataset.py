@@ -52,7 +52,7 @@ class AtomsData:
     def __len__(self) -> int:
         return len(self.structures)
 
-    def subset(self, indices: Sequence[int]) -> "AtomsData":
+    def subset(self, indices: Sequence[int]) -> AtomsData:
         index = torch.as_tensor(list(indices), dtype=torch.long)
         if len(index) and (index.min() < 0 or index.max() >= len(self)):
             raise ValueError(f"{self.source}: indices out of range for {len(self)} frames")
@@ -69,7 +69,7 @@ class AtomsData:
         """Atoms per frame ``[F]``."""
         return torch.tensor([len(s.numbers) for s in self.structures])
 
-    def to_unit(self, energy_unit: str) -> "AtomsData":
+    def to_unit(self, energy_unit: str) -> AtomsData:
         """The same frames with energies and forces converted to ``energy_unit``."""
         return replace(
             self,

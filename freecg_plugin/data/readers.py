@@ -141,7 +141,9 @@ def load_rmd17_split(folder, molecule: str, split="01") -> Tuple[AtomsData, Atom
     else:
         archive = _rmd17_archive(folder, molecule)
         if archive is None:
-            raise FileNotFoundError(f"{per_split[0]}: no such file (nor an rMD17 archive with npz_data/rmd17_{molecule}.npz under {folder})")
+            raise FileNotFoundError(
+                f"{per_split[0]}: no such file (nor an rMD17 archive with npz_data/rmd17_{molecule}.npz under {folder})"
+            )
         frames = load_npz(archive, "kcal/mol")
         splits = archive.parent.parent / "splits"
         train, test = (frames.subset(_rmd17_indices(splits / f"index_{part}_{split}.csv").tolist()) for part in ("train", "test"))

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 __all__ = ["DataFile", "Dataset", "cache_root", "data_roots", "dataset", "datasets", "describe", "fetch", "locate", "shipped_root"]
 
@@ -76,10 +76,7 @@ def _load() -> Dict[str, Dataset]:
     import yaml
 
     entries = yaml.safe_load(_REGISTRY.read_text())["datasets"]
-    return {
-        name: Dataset(name=name, **{**entry, "files": tuple(DataFile(**f) for f in entry["files"])})
-        for name, entry in entries.items()
-    }
+    return {name: Dataset(name=name, **{**entry, "files": tuple(DataFile(**f) for f in entry["files"])}) for name, entry in entries.items()}
 
 
 def datasets() -> List[Dataset]:

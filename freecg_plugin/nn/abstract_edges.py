@@ -64,8 +64,12 @@ class AbstractEdgeBuilder(nn.Module):
     def forward(self, messages: Tensor) -> Tensor:
         if messages.dim() != 3 or messages.shape[1] != self.dim or messages.shape[2] != self.channels:
             raise ValueError(
-                "AbstractEdgeBuilder: expected messages [N, " + str(self.dim) + ", " + str(self.channels)
-                + "] (irreps x channels), got " + str(list(messages.shape))
+                "AbstractEdgeBuilder: expected messages [N, "
+                + str(self.dim)
+                + ", "
+                + str(self.channels)
+                + "] (irreps x channels), got "
+                + str(list(messages.shape))
             )
         n = messages.shape[0]
         return messages.reshape(n, self.dim, self.groups, self.edges_per_group).permute(0, 2, 3, 1)
@@ -73,16 +77,28 @@ class AbstractEdgeBuilder(nn.Module):
     def merge(self, edges: Tensor) -> Tensor:
         if edges.dim() != 4 or list(edges.shape[1:]) != [self.groups, self.edges_per_group, self.dim]:
             raise ValueError(
-                "AbstractEdgeBuilder.merge: expected edges [N, " + str(self.groups) + ", "
-                + str(self.edges_per_group) + ", " + str(self.dim) + "], got " + str(list(edges.shape))
+                "AbstractEdgeBuilder.merge: expected edges [N, "
+                + str(self.groups)
+                + ", "
+                + str(self.edges_per_group)
+                + ", "
+                + str(self.dim)
+                + "], got "
+                + str(list(edges.shape))
             )
         return edges.permute(0, 3, 1, 2).reshape(edges.shape[0], self.dim, self.channels)
 
     def from_mul_ir(self, features: Tensor) -> Tensor:
         if features.dim() != 2 or features.shape[1] != self.channels * self.dim:
             raise ValueError(
-                "AbstractEdgeBuilder.from_mul_ir: expected [N, " + str(self.channels * self.dim) + "] ("
-                + str(self.channels) + "x(" + str(self.irreps) + ")), got " + str(list(features.shape))
+                "AbstractEdgeBuilder.from_mul_ir: expected [N, "
+                + str(self.channels * self.dim)
+                + "] ("
+                + str(self.channels)
+                + "x("
+                + str(self.irreps)
+                + ")), got "
+                + str(list(features.shape))
             )
         n = features.shape[0]
         blocks = torch.split(features, self.block_sizes, dim=1)

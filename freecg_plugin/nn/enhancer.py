@@ -52,7 +52,13 @@ class AttentionEnhancer(nn.Module):
     def forward(self, v_j: Tensor, sh: Tensor) -> Tensor:
         if v_j.dim() != 3 or v_j.shape[1] != self.dim or sh.dim() != 2 or sh.shape[0] != v_j.shape[0] or sh.shape[1] != self.dim:
             raise ValueError(
-                "AttentionEnhancer: expected v_j [E, " + str(self.dim) + ", C] and sh [E, " + str(self.dim)
-                + "], got " + str(list(v_j.shape)) + " and " + str(list(sh.shape))
+                "AttentionEnhancer: expected v_j [E, "
+                + str(self.dim)
+                + ", C] and sh [E, "
+                + str(self.dim)
+                + "], got "
+                + str(list(v_j.shape))
+                + " and "
+                + str(list(sh.shape))
             )
         return self.linear(torch.einsum("edc,ed->ec", v_j, sh))

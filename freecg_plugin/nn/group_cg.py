@@ -211,14 +211,16 @@ class GroupCGTransform(ExactBuffers):
 
     def _check_paths(self) -> None:
         if not self.paths:
-            raise ValueError(
-                f"no CG path: {self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out} has none under {self.symmetry}"
-            )
+            raise ValueError(f"no CG path: {self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out} has none under {self.symmetry}")
         if len(set(self.paths)) != len(self.paths):
             raise ValueError(f"duplicate CG paths in {[str(p) for p in self.paths]}")
         for path in self.paths:
             a, b, c = path.irreps
-            for ir, irreps, name in ((a, self.irreps_in1, "irreps"), (b, self.irreps_in2, "irreps_in2"), (c, self.irreps_out, "irreps_out")):
+            for ir, irreps, name in (
+                (a, self.irreps_in1, "irreps"),
+                (b, self.irreps_in2, "irreps_in2"),
+                (c, self.irreps_out, "irreps_out"),
+            ):
                 if ir not in [i for _, i in irreps]:
                     raise ValueError(f"CG path {path}: {ir} is not in {name} = {irreps}")
             if not path.allowed(self.symmetry):
@@ -239,8 +241,7 @@ class GroupCGTransform(ExactBuffers):
     def extra_repr(self) -> str:
         paths = ", ".join(str(p) for p in self.paths)
         return (
-            f"groups={self.groups}, edges_per_group={self.edges_per_group}, symmetry={self.symmetry}, "
-            f"paths=[{paths}], kernel={self.kernel}"
+            f"groups={self.groups}, edges_per_group={self.edges_per_group}, symmetry={self.symmetry}, paths=[{paths}], kernel={self.kernel}"
         )
 
     def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
@@ -250,8 +251,14 @@ class GroupCGTransform(ExactBuffers):
         expected2 = [n, g, k, self._slices_in2[-1][1]]
         if list(x1.shape) != expected1 or list(x2.shape) != expected2:
             raise ValueError(
-                "GroupCGTransform: expected x1 " + str(expected1) + " and x2 " + str(expected2)
-                + ", got " + str(list(x1.shape)) + " and " + str(list(x2.shape))
+                "GroupCGTransform: expected x1 "
+                + str(expected1)
+                + " and x2 "
+                + str(expected2)
+                + ", got "
+                + str(list(x1.shape))
+                + " and "
+                + str(list(x2.shape))
             )
         if not torch.jit.is_scripting() and self._kernel_applies(x1, x2):
             return self._kernel_forward(x1, x2)

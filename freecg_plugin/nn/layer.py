@@ -119,16 +119,10 @@ class FreeCGLayer(nn.Module):
         self.use_group_cg = bool(config.group_cg)
         self.keep_self_update = bool(config.keep_self_update)
         self.group_cg = (
-            GroupCGTransform(config.irreps, config.groups, k, config.paths, config.symmetry, init=config.init)
-            if config.group_cg
-            else None
+            GroupCGTransform(config.irreps, config.groups, k, config.paths, config.symmetry, init=config.init) if config.group_cg else None
         )
         self.shuffle = AbstractEdgeShuffle(config.groups, k, config.shift if config.shuffle else 0)
-        self.enhancer = (
-            AttentionEnhancer(config.irreps, config.channels, config.enhancer_out, config.symmetry)
-            if config.enhancer
-            else None
-        )
+        self.enhancer = AttentionEnhancer(config.irreps, config.channels, config.enhancer_out, config.symmetry) if config.enhancer else None
         if self.enhancer is not None and config.init == "zeros":
             nn.init.zeros_(self.enhancer.linear.weight)
 

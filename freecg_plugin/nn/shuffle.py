@@ -40,9 +40,7 @@ class AbstractEdgeShuffle(nn.Module):
         if shift is None:
             shift = default_shift(groups, edges_per_group)
         if shift % edges_per_group:
-            raise ValueError(
-                f"shuffle shift {shift} is not a multiple of K = {edges_per_group}: it would cut groups of abstract edges"
-            )
+            raise ValueError(f"shuffle shift {shift} is not a multiple of K = {edges_per_group}: it would cut groups of abstract edges")
         self.groups = int(groups)
         self.edges_per_group = int(edges_per_group)
         self.shift = int(shift) % (groups * edges_per_group)

@@ -155,7 +155,13 @@ def plan(config: CompareConfig) -> List[Run]:
             optim["max_epochs"] = int(optim.get("max_epochs", OptimConfig.max_epochs)) * 100
         train = {
             "data": dict(config.data),
-            "model": {"host": host, "args": dict(args or {}), "cutoff": config.cutoff, "freecg": copy.deepcopy(freecg), "freecg_layers": layers},
+            "model": {
+                "host": host,
+                "args": dict(args or {}),
+                "cutoff": config.cutoff,
+                "freecg": copy.deepcopy(freecg),
+                "freecg_layers": layers,
+            },
             "optim": optim,
             "accelerator": config.accelerator,
         }
@@ -169,7 +175,9 @@ def plan(config: CompareConfig) -> List[Run]:
         for entry in config.hosts:
             label = entry.get("label", entry["host"])
             host, args = entry["host"], entry.get("args", {})
-            with_freecg = add(label, "host + FreeCG", "epochs", seed, host, args, dict(entry.get("freecg") or {}), entry.get("freecg_layers"))
+            with_freecg = add(
+                label, "host + FreeCG", "epochs", seed, host, args, dict(entry.get("freecg") or {}), entry.get("freecg_layers")
+            )
             add(label, "host", "epochs", seed, host, args, None)
             if "time" in config.budgets:
                 add(label, "host", "time", seed, host, args, None, time_of=with_freecg)
@@ -179,7 +187,15 @@ def plan(config: CompareConfig) -> List[Run]:
             first, second = config.ablation["groups"]
             for step, switches in ABLATION_STEPS.items():
                 add("ViSNet ablation", f"{step} (G={first})", "epochs", seed, "visnet", args, dict(switches, groups=first))
-            add("ViSNet ablation", f"+ enhancer (G={second})", "epochs", seed, "visnet", args, dict(ABLATION_STEPS["+ enhancer"], groups=second))
+            add(
+                "ViSNet ablation",
+                f"+ enhancer (G={second})",
+                "epochs",
+                seed,
+                "visnet",
+                args,
+                dict(ABLATION_STEPS["+ enhancer"], groups=second),
+            )
     return list(runs.values())
 
 
@@ -238,9 +254,15 @@ def _mean_std(values: List[float]) -> Dict[str, float]:
 
 
 COLUMNS = (
-    ("forces_mae", "force MAE"), ("forces_rmse", "force RMSE"), ("energy_mae", "energy MAE"), ("energy_rmse", "energy RMSE"),
-    ("parameters", "parameters"), ("seconds_per_epoch", "s / epoch"), ("epochs", "epochs"),
-    ("inference_ms_per_structure", "ms / structure"), ("peak_memory_mb", "peak memory (MB)"),
+    ("forces_mae", "force MAE"),
+    ("forces_rmse", "force RMSE"),
+    ("energy_mae", "energy MAE"),
+    ("energy_rmse", "energy RMSE"),
+    ("parameters", "parameters"),
+    ("seconds_per_epoch", "s / epoch"),
+    ("epochs", "epochs"),
+    ("inference_ms_per_structure", "ms / structure"),
+    ("peak_memory_mb", "peak memory (MB)"),
 )
 
 
@@ -270,14 +292,24 @@ def report(config: CompareConfig, runs: Optional[List[Run]] = None) -> Dict[str,
         raise RuntimeError(f"compare: runs of one host and seed saw different data: {mixed}")
     rows = []
     for (label, variant, budget), members in groups.items():
-        row = {"host": label, "variant": variant, "budget": budget, "seeds": [m["seed"] for m in members],
-               "data_fingerprint": members[0]["data_fingerprint"], "runs": [m["folder"] for m in members]}
+        row = {
+            "host": label,
+            "variant": variant,
+            "budget": budget,
+            "seeds": [m["seed"] for m in members],
+            "data_fingerprint": members[0]["data_fingerprint"],
+            "runs": [m["folder"] for m in members],
+        }
         for key, _ in COLUMNS:
             row[key] = _mean_std([float(m[key]) for m in members])
         rows.append(row)
     verdicts = _verdicts(rows)
-    result = {"unit": unit, "rows": rows, "verdicts": verdicts, "plan": {"seeds": config.seeds, "budgets": config.budgets,
-              "data": config.data, "optim": config.optim, "cutoff": config.cutoff}}
+    result = {
+        "unit": unit,
+        "rows": rows,
+        "verdicts": verdicts,
+        "plan": {"seeds": config.seeds, "budgets": config.budgets, "data": config.data, "optim": config.optim, "cutoff": config.cutoff},
+    }
     write_atomic(output / "comparison.json", lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1)))
     write_atomic(output / "comparison.md", lambda tmp: Path(tmp).write_text(markdown(result)))
     _plot_force_mae(rows, unit, output / "force_mae.png")
@@ -290,7 +322,7 @@ def _verdicts(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Per host: FreeCG's change of test force MAE against the bare host, at each budget."""
     index = {(r["host"], r["variant"], r["budget"]): r for r in rows}
     out = []
-    for (host, variant, budget), row in index.items():
+    for (host, variant, _), row in index.items():
         if variant != "host + FreeCG":
             continue
         entry = {"host": host, "force_mae_freecg": row["forces_mae"]["mean"], "cost_per_epoch": None}
@@ -331,7 +363,11 @@ def markdown(result: Dict[str, Any]) -> str:
     for _, r in sorted(enumerate(result["rows"]), key=order):
         cells = [r["host"], r["variant"], "equal epochs" if r["budget"] == "epochs" else "equal time"]
         for key, _ in COLUMNS:
-            digits = 0 if key in ("parameters", "epochs", "peak_memory_mb") else (2 if key in ("seconds_per_epoch", "inference_ms_per_structure") else 3)
+            digits = (
+                0
+                if key in ("parameters", "epochs", "peak_memory_mb")
+                else (2 if key in ("seconds_per_epoch", "inference_ms_per_structure") else 3)
+            )
             cells.append(_fmt(r[key], digits))
         lines.append("| " + " | ".join(cells) + " |")
     if result["verdicts"]:
@@ -341,7 +377,7 @@ def markdown(result: Dict[str, Any]) -> str:
             timed = v.get("change_vs_time_percent")
             lines.append(
                 f"| {v['host']} | {'' if epochs is None else f'{epochs:+.1f} %'} | {'' if timed is None else f'{timed:+.1f} %'} | "
-                f"{'' if v['cost_per_epoch'] is None else f'{v['cost_per_epoch']:.2f}x'} |"
+                f"{'' if v['cost_per_epoch'] is None else format(v['cost_per_epoch'], '.2f') + 'x'} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -80,7 +80,9 @@ class DataConfig:
             raise ValueError("data: give either `dataset` (a name, see `freecg data list`) or `train` (a file)")
         if self.dataset is not None and (self.val is not None or self.test is not None):
             raise ValueError("data: `val` and `test` files go with `train`, not with `dataset`")
-        given = [name for name, value in (("val", self.val), ("val_fraction", self.val_fraction), ("n_val", self.n_val)) if value is not None]
+        given = [
+            name for name, value in (("val", self.val), ("val_fraction", self.val_fraction), ("n_val", self.n_val)) if value is not None
+        ]
         if len(given) > 1:
             raise ValueError(f"data: give one of val, val_fraction, n_val (got {given})")
         if not given:
@@ -94,7 +96,7 @@ class DataConfig:
         try:
             self.split = f"{int(self.split):02d}"
         except (TypeError, ValueError):
-            raise ValueError(f"data.split must be a split number such as 1 or \"01\", got {self.split!r}") from None
+            raise ValueError(f'data.split must be a split number such as 1 or "01", got {self.split!r}') from None
         if isinstance(self.reference_energies, str) and self.reference_energies not in ("auto", "fit", "none"):
             raise ValueError(f"data.reference_energies must be auto, fit, none or a mapping, got {self.reference_energies!r}")
 
@@ -113,7 +115,9 @@ class ModelConfig:
     """
 
     host: str = "visnet"
-    args: Dict[str, Any] = field(default_factory=lambda: dict(lmax=2, num_heads=8, num_layers=9, hidden_channels=256, num_rbf=32, max_num_neighbors=32))
+    args: Dict[str, Any] = field(
+        default_factory=lambda: dict(lmax=2, num_heads=8, num_layers=9, hidden_channels=256, num_rbf=32, max_num_neighbors=32)
+    )
     cutoff: float = 5.0
     freecg: Optional[Dict[str, Any]] = field(default_factory=dict)
     freecg_layers: Optional[list] = None
@@ -165,7 +169,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any], where: str = "config") -> "TrainConfig":
+    def from_dict(cls, values: Mapping[str, Any], where: str = "config") -> TrainConfig:
         values = dict(values)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)

@@ -7,7 +7,7 @@ import resource
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import lightning as L
 import torch
@@ -54,9 +54,8 @@ def _trainer(config: TrainConfig, output: Path, max_epochs: int, logger: bool = 
     loggers = [CSVLogger(output, name="logs")] if logger else False
     if logger:
         try:
-            from lightning.pytorch.loggers import TensorBoardLogger
-
             import tensorboard  # noqa: F401
+            from lightning.pytorch.loggers import TensorBoardLogger
 
             loggers.append(TensorBoardLogger(output, name="tensorboard"))
         except ImportError:
@@ -105,11 +104,20 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
         table = torch.zeros(max(references) + 1, dtype=torch.float64)
         table[list(references)] = torch.tensor(list(references.values()), dtype=torch.float64)
         residual = residual - torch.stack([table[s.numbers].sum() for s in train_set.structures])
-        print(f"reference energies per element ({train_set.energy_unit}): " + ", ".join(f"Z={z}: {e:.4f}" for z, e in references.items()), flush=True)
+        print(
+            f"reference energies per element ({train_set.energy_unit}): " + ", ".join(f"Z={z}: {e:.4f}" for z, e in references.items()),
+            flush=True,
+        )
     std = float(residual.std()) if len(residual) > 1 and float(residual.std()) > 0 else 1.0
     cutoff = config.model.cutoff
     task = PotentialTask(
-        config.to_dict(), float(residual.mean()), std, train_set.energy_unit, train_set.elements, mean_neighbours(train_set, cutoff), references
+        config.to_dict(),
+        float(residual.mean()),
+        std,
+        train_set.energy_unit,
+        train_set.elements,
+        mean_neighbours(train_set, cutoff),
+        references,
     )
     loaders = (
         frame_loader(train_set, cutoff, config.optim.batch_size, shuffle=True, seed=config.optim.seed),
@@ -237,7 +245,13 @@ def evaluate_file(
     values["frames"] = len(data)
     print(metrics_table(values, task.energy_unit, f"{data_file}: {len(data)} frames, checkpoint {checkpoint}"), flush=True)
     stem = Path(output).with_suffix("") if output else Path(Path(data_file).stem)
-    plot_parity(pred["forces"], ref["forces"], task.energy_unit, Path(f"{stem}_force_parity.png"), f"forces, MAE {values['forces_mae']:.3f} {task.energy_unit}/Å")
+    plot_parity(
+        pred["forces"],
+        ref["forces"],
+        task.energy_unit,
+        Path(f"{stem}_force_parity.png"),
+        f"forces, MAE {values['forces_mae']:.3f} {task.energy_unit}/Å",
+    )
     if output:
         _write_predictions(Path(output), data, pred)
         print(f"predictions written to {output}", flush=True)
@@ -256,7 +270,9 @@ def _write_predictions(path: Path, data: AtomsData, pred: Dict[str, torch.Tensor
     for i, s in enumerate(data.structures):
         n = len(s.numbers)
         pbc = s.pbc if isinstance(s.pbc, tuple) else (bool(s.pbc),) * 3
-        atoms = ase.Atoms(numbers=s.numbers.numpy(), positions=s.positions.numpy(), cell=None if s.cell is None else s.cell.numpy(), pbc=pbc)
+        atoms = ase.Atoms(
+            numbers=s.numbers.numpy(), positions=s.positions.numpy(), cell=None if s.cell is None else s.cell.numpy(), pbc=pbc
+        )
         results = {"energy": float(pred["energy"][i]), "forces": pred["forces"][offset : offset + n].double().numpy()}
         atoms.info["ref_energy"] = float(data.energy[i])
         atoms.arrays["ref_forces"] = data.forces[i].numpy()

@@ -52,7 +52,7 @@ def torch_device(accelerator: str) -> torch.device:
     return torch.device("cpu")
 
 
-def load_task(checkpoint, device="cpu") -> "PotentialTask":
+def load_task(checkpoint, device="cpu") -> PotentialTask:
     """A trained task from a ``freecg train`` checkpoint.
 
     Raises:
