@@ -45,7 +45,11 @@ def test_wheel_installs_into_a_clean_venv_and_trains_from_an_empty_folder(tmp_pa
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FREECG_DATA", "PYTHON"))}
     env.update(FREECG_DATA=str(tmp_path / "cache"), FREECG_DATA_MIRROR=serve_folder(DATA))
-    where = run([python, "-c", "import freecg_plugin, freecg_plugin.data.registry as r; print(freecg_plugin.__file__); print(r.shipped_root())"], cwd=work, env=env)
+    where = run(
+        [python, "-c", "import freecg_plugin, freecg_plugin.data.registry as r; print(freecg_plugin.__file__); print(r.shipped_root())"],
+        cwd=work,
+        env=env,
+    )
     module, shipped = where.stdout.split()
     assert module.startswith(str(site)) and shipped == "None"
 
