@@ -122,7 +122,7 @@ def test_presets_load():
     for name in ("quick", "full", "water"):
         config = load_compare_config(preset_path(name))
         assert {h["host"] for h in config.hosts} == set(HOSTS)
-    with pytest.raises(ValueError, match="unknown preset"):
+    with pytest.raises(ValueError, match="neither a file nor a shipped compare config"):
         preset_path("huge")
 
 

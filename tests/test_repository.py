@@ -26,7 +26,7 @@ def test_no_tracked_file_names_the_development_data_folder():
 
 
 def test_the_forbidden_pattern_catches_what_it_should():
-    assert FORBIDDEN.search("path: ../" + "shared/data/rmd17") and FORBIDDEN.search("see shared/" + "HOSTS.md")
+    assert FORBIDDEN.search("path: ../" + "shared/" + "data/rmd17") and FORBIDDEN.search("see shared/" + "HOSTS.md")
     assert not FORBIDDEN.search("weights shared by all atoms")
 
 

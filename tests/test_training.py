@@ -149,3 +149,33 @@ def test_ase_calculator_in_md(tmp_path):
     broken.calc = calc
     with pytest.raises(ValueError, match="non-finite"):
         broken.get_potential_energy()
+
+
+def test_a_missing_extra_is_named_in_one_line(tmp_path):
+    """With lightning absent, `freecg train` names the extra that installs it (no traceback)."""
+    code = "import sys; sys.modules['lightning'] = None; from freecg_plugin.cli import main; sys.exit(main(['train', '--config', 'small']))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "lightning is not installed; install it with: pip install 'freecg-plugin[train]'" in result.stderr
+
+
+def test_compare_takes_overrides_and_prints_the_plan(tmp_path):
+    freecg = Path(sys.executable).with_name("freecg")
+    result = subprocess.run(
+        [
+            str(freecg),
+            "compare",
+            "--preset",
+            "quick",
+            "--print-config",
+            "seeds=[1,2,3]",
+            "optim.max_epochs=3",
+            "data.dataset=rmd17/toluene",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    plan = yaml.safe_load(result.stdout)
+    assert plan["seeds"] == [1, 2, 3] and plan["optim"]["max_epochs"] == 3 and plan["data"]["dataset"] == "rmd17/toluene"
