@@ -31,14 +31,21 @@ class Structure:
     pbc: Union[bool, Tuple[bool, bool, bool]] = False
 
     @property
+    def axes(self) -> Tuple[bool, bool, bool]:
+        """Periodicity along each cell vector (none without a cell)."""
+        if self.cell is None:
+            return (False, False, False)
+        return tuple(bool(p) for p in self.pbc) if isinstance(self.pbc, tuple) else (bool(self.pbc),) * 3
+
+    @property
     def periodic(self) -> bool:
         """Periodic along at least one cell vector."""
-        return self.cell is not None and any(self.pbc) if isinstance(self.pbc, tuple) else (self.cell is not None and bool(self.pbc))
+        return any(self.axes)
 
     @property
     def fully_periodic(self) -> bool:
         """Periodic along all three cell vectors (a bulk cell: stress is defined)."""
-        return self.cell is not None and (all(self.pbc) if isinstance(self.pbc, tuple) else bool(self.pbc))
+        return all(self.axes)
 
 
 @dataclass

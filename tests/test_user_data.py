@@ -128,8 +128,8 @@ def test_frames_of_different_sizes_with_stress_train_per_atom_with_reference_ene
     results = train(config)
     assert config.optim.energy_loss == "per_atom"
     assert np.isfinite(results["stress_mae"]) and results["stress_mae"] > 0
+    write(tmp_path / "nostress.xyz", emt_frames([1, 1, 1, 1], seed=1, pbc=False), format="extxyz")
     with pytest.raises(ValueError, match="nostress.xyz: .*stress"):
-        write(tmp_path / "nostress.xyz", emt_frames([1, 1, 1, 1], seed=1, pbc=False), format="extxyz")
         train(
             TrainConfig.from_dict(
                 {**config.to_dict(), "data": {**config.to_dict()["data"], "train": str(tmp_path / "nostress.xyz"), "n_train": 2}}

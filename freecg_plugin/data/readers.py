@@ -206,7 +206,7 @@ def load_ase(path, energy_unit: Optional[str], keys: Optional[Mapping[str, str]]
                 torch.tensor(atoms.numbers, dtype=torch.long),
                 torch.tensor(atoms.positions, dtype=torch.float64),
                 cell,
-                all(pbc) if all(pbc) or not any(pbc) else pbc,
+                pbc,
             )
         )
         energy.append(float(np.asarray(e).reshape(-1)[0]))

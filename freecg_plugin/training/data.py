@@ -11,7 +11,7 @@ from ..data import AtomsData, dataset, load_ase, load_file, load_npz, load_rmd17
 from ..data.units import ENERGY_UNITS
 from .config import DataConfig
 
-__all__ = ["atom_energies", "load_data"]
+__all__ = ["atom_energies", "load_data", "reference_offsets"]
 
 
 def _load_dataset(d: DataConfig) -> Tuple[AtomsData, Optional[AtomsData]]:
@@ -100,8 +100,19 @@ def atom_energies(d: DataConfig, train: AtomsData) -> Optional[Dict[int, float]]
 
             table = {z: float(convert_energy(e, unit, d.train_unit)) for z, e in table.items()}
         return table
-    counts = torch.stack([torch.bincount(s.numbers, minlength=max(train.elements) + 1) for s in train.structures])[:, train.elements]
+    counts = _composition(train, train.elements)
     if choice == "none" or (choice == "auto" and bool((counts == counts[0]).all())):
         return None
     solution = torch.linalg.lstsq(counts.double(), train.energy.double().unsqueeze(-1)).solution.squeeze(-1)
     return {z: float(e) for z, e in zip(train.elements, solution.tolist())}
+
+
+def _composition(data: AtomsData, elements) -> torch.Tensor:
+    """Atoms of each of ``elements`` per frame ``[F, len(elements)]``."""
+    return torch.stack([torch.bincount(s.numbers, minlength=max(elements) + 1) for s in data.structures])[:, list(elements)]
+
+
+def reference_offsets(data: AtomsData, energies: Dict[int, float]) -> torch.Tensor:
+    """``sum_i e[Z_i]`` per frame ``[F]`` for reference energies ``{Z: e}``."""
+    elements = sorted(energies)
+    return _composition(data, elements).double() @ torch.tensor([energies[z] for z in elements], dtype=torch.float64)

@@ -15,7 +15,7 @@ import torch
 from ..atomistic import collate
 from ..data import AtomsData
 from .config import TrainConfig
-from .data import atom_energies, load_data
+from .data import atom_energies, load_data, reference_offsets
 from .report import metrics, metrics_table, plot_learning_curves, plot_parity, save_metrics, write_atomic
 from .task import PotentialTask, check_elements, frame_loader, load_task, torch_device
 
@@ -101,9 +101,7 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
     references = atom_energies(config.data, train_set)
     residual = train_set.energy
     if references:
-        table = torch.zeros(max(references) + 1, dtype=torch.float64)
-        table[list(references)] = torch.tensor(list(references.values()), dtype=torch.float64)
-        residual = residual - torch.stack([table[s.numbers].sum() for s in train_set.structures])
+        residual = residual - reference_offsets(train_set, references)
         print(
             f"reference energies per element ({train_set.energy_unit}): " + ", ".join(f"Z={z}: {e:.4f}" for z, e in references.items()),
             flush=True,
@@ -178,6 +176,12 @@ def _predict(task: PotentialTask, data: AtomsData, batch_size: int, device: torc
     return {k: torch.cat(v) for k, v in pred.items()}, {k: torch.cat(v) for k, v in ref.items()}, 1000 * model_seconds / len(data)
 
 
+def _ready(task: PotentialTask, device: torch.device) -> None:
+    """Move a loaded task to ``device`` and put its inference model in evaluation mode."""
+    task.to(device)
+    task.inference_model.eval()
+
+
 def _check_data_elements(task: PotentialTask, data: AtomsData) -> None:
     try:
         check_elements(torch.tensor(data.elements), task.elements)
@@ -188,13 +192,13 @@ def _check_data_elements(task: PotentialTask, data: AtomsData) -> None:
 def test(checkpoint: str, config: Optional[TrainConfig] = None, test_set: Optional[AtomsData] = None) -> Dict[str, float]:
     """Evaluate a checkpoint on the test frames, on the training device: print the table, write
     the force parity plot."""
-    config = config or load_task(checkpoint).config
+    task = load_task(checkpoint)
+    config = config or task.config
     device = torch_device(config.accelerator)
-    task = load_task(checkpoint, device)
+    _ready(task, device)
     if test_set is None:
         test_set = load_data(config.data)[2]
     _check_data_elements(task, test_set)
-    task.inference_model.eval()
     pred, ref, ms = _predict(task, test_set, max(config.optim.batch_size, 8), device)
     unit = test_set.energy_unit
     values = metrics(pred, ref, unit)
@@ -237,8 +241,7 @@ def evaluate_file(
     data = data.to_unit(task.energy_unit)
     _check_data_elements(task, data)
     run_on = torch.device(device) if device else torch_device(config.accelerator)
-    task = task.to(run_on)
-    task.inference_model.eval()
+    _ready(task, run_on)
     pred, ref, ms = _predict(task, data, batch_size, run_on)
     values = metrics(pred, ref, task.energy_unit)
     values["inference_ms_per_structure"] = ms
