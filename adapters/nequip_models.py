@@ -10,7 +10,8 @@ Three builders, each a nequip ``@model_builder`` (so they take ``seed``, ``model
 
 The ``freecg`` block (all optional): ``groups`` or ``edges_per_group`` (default K = 8 when the
 channels allow it, else one group), ``paths``, ``symmetry``, ``group_cg``, ``shuffle``, ``shift``,
-``enhancer`` (NequIP only), ``init`` (``xavier`` or ``zeros``: start as the host) and ``layers``
+``enhancer`` (NequIP only), ``gate`` and ``operand_norm`` (default on: the model starts as the
+host, see :class:`~freecg_plugin.nn.FreeCGConfig`), ``init`` (``normal``, ``xavier``, ``zeros``) and ``layers``
 (indices of the interaction blocks / Allegro layers that get FreeCG; default all that can). The
 host fixes ``irreps`` and ``channels``. The modules themselves live in
 :mod:`freecg_plugin.adapters.nequip_nn`, which ``nequip-package`` can intern.
@@ -29,7 +30,7 @@ from nequip.model import NequIPGNNModel, model_builder
 from nequip.nn import GraphModel
 from nequip.nn.interaction_block import InteractionBlock
 
-from freecg_plugin.nn import FreeCGConfig, FreeCGLayer
+from freecg_plugin.nn import FreeCGConfig, FreeCGLayer, host_start
 
 from .nequip_nn import FreeCGEnvironmentContracter, FreeCGTensorProductScatter, freecg_irreps
 
@@ -92,8 +93,9 @@ def splice_freecg(model: torch.nn.Module, freecg: Optional[Mapping[str, Any]] = 
     Args:
         model: a model from nequip's or allegro's builders (a ``GraphModel`` or the module inside).
         freecg: the ``freecg`` block described in this module's docstring.
-        identity_start: zero the new weights (``init: zeros``) so that the model's outputs are
-            unchanged until trained, e.g. to fine-tune a trained model with FreeCG.
+        identity_start: make sure the model's outputs are unchanged until trained, e.g. to
+            fine-tune a trained model with FreeCG (the default zero gates do it; without a gate
+            the new weights start at zero).
 
     Raises:
         ValueError: if the model has neither NequIP interaction blocks nor an Allegro module, or
@@ -102,7 +104,7 @@ def splice_freecg(model: torch.nn.Module, freecg: Optional[Mapping[str, Any]] = 
     settings = dict(freecg or {})
     layers = settings.pop("layers", None)
     if identity_start:
-        settings["init"] = "zeros"
+        settings.update(host_start(settings))
     inner = model.model if isinstance(model, GraphModel) else model
     blocks = [m for m in inner.modules() if isinstance(m, InteractionBlock)]
     allegros = [m for m in inner.modules() if isinstance(m, Allegro_Module)]

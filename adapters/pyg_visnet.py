@@ -32,13 +32,14 @@ from torch import Tensor, nn
 from torch_geometric.nn.models import ViSNet
 from torch_geometric.nn.models.visnet import ViS_MP, ViS_MP_Vertex
 
-from freecg_plugin.nn import FreeCGConfig, FreeCGLayer
+from freecg_plugin.nn import FreeCGConfig, FreeCGLayer, host_start
 
 __all__ = [
     "FreeCGViS_MP",
     "FreeCGViS_MP_Vertex",
     "RadiusGraph",
     "ViSNetPotential",
+    "build_visnet",
     "build_visnet_freecg",
     "splice_visnet",
 ]
@@ -152,9 +153,11 @@ def splice_visnet(
             lmax 2), ``channels`` (hidden_channels) and ``enhancer_out`` (heads); ``groups``
             defaults to hidden_channels / 8.
         layers: which interaction layers get FreeCG (default all).
-        identity_start: zero the new weights and keep the host's self-update term
-            (``dvec = vec_out + vec3 * o1 + shuffle(P)``), so the model computes exactly what it did
-            until fine-tuned. ``False``: the paper's write-back ``vec_out + shuffle(P)``.
+        identity_start: keep the host's self-update term (``dvec = vec_out + vec3 * o1 + T``) and
+            make sure the FreeCG term T starts at zero (the default gates do it; without a gate
+            the new weights start at zero), so the model computes exactly what it did until
+            fine-tuned. ``False``: the settings decide (``keep_self_update: false`` is the paper's
+            write-back ``vec_out + T``).
         smooth_cutoff: multiply the vector message by the cutoff function so the energy is
             continuous at the cutoff (see the module notes). Default: ``not identity_start``.
 
@@ -163,7 +166,7 @@ def splice_visnet(
     block = model.representation_model
     host = {"irreps": "1o+2e" if block.lmax == 2 else "1o", "channels": block.hidden_channels, "enhancer_out": block.num_heads}
     if identity_start:
-        host.update(init="zeros", keep_self_update=True)
+        host.update(host_start(freecg), keep_self_update=True)
     config = FreeCGConfig.for_host(freecg, host)
     chosen = list(range(len(block.vis_mp_layers))) if layers is None else [int(i) for i in layers]
     bad = [i for i in chosen if not 0 <= i < len(block.vis_mp_layers)]
@@ -193,17 +196,29 @@ def splice_visnet(
 
 
 def build_visnet_freecg(freecg: Optional[Mapping[str, Any]] = None, layers: Optional[Sequence[int]] = None, **visnet: Any) -> ViSNet:
-    """The paper's model: a ``ViSNet(**visnet)`` with FreeCG in ``layers`` (default all), built
-    from scratch with the paper's write-back ``vec_out + shuffle(P)`` and a vector message that
-    vanishes at the cutoff.
+    """A ``ViSNet(**visnet)`` with FreeCG in ``layers`` (default all), built from scratch, with a
+    vector message that vanishes at the cutoff. With the default settings it starts as
+    :func:`build_visnet` with the same seed; ``freecg=PAPER_LAYER`` (plus sizes) is the paper's
+    model, write-back ``vec_out + shuffle(P)``.
 
     Args:
-        freecg: FreeCG settings (see :func:`splice_visnet`).
+        freecg: FreeCG settings (see :func:`splice_visnet` and :class:`FreeCGConfig`).
         layers: which layers get FreeCG.
         **visnet: every ``ViSNet`` argument (the paper: ``lmax=2, num_heads=8, num_layers=9,
             hidden_channels=256, num_rbf=32, cutoff=5.0, max_num_neighbors=32, derivative=True``).
     """
     return splice_visnet(ViSNet(**visnet), freecg, layers, identity_start=False)
+
+
+NO_FREECG = {"group_cg": False, "shuffle": False, "enhancer": False}
+"""Every FreeCG part off: the layer is ViSNet's own ``vec_out + vec3 * o1`` (no parameters)."""
+
+
+def build_visnet(**visnet: Any) -> ViSNet:
+    """A bare ``ViSNet(**visnet)`` whose vector message vanishes at the cutoff, the host that
+    :func:`build_visnet_freecg` is compared with: the same layers with every FreeCG part off,
+    so that the two differ by FreeCG alone (same parameters, same random draws)."""
+    return splice_visnet(ViSNet(**visnet), NO_FREECG, identity_start=False, smooth_cutoff=True)
 
 
 class ViSNetPotential(nn.Module):

@@ -19,9 +19,9 @@ Where the layer goes:
   filter's cutoff envelope and vanishes smoothly at the cutoff. The dot product is invariant in
   any orthonormal SH basis, so SO3net's native basis is used there.
 
-The write-back is ``A + shuffle(P)`` (no extra self-update term: PaiNN and SO3net add the
-residual themselves). With ``init="zeros"`` the wrapped model computes exactly what the host
-did, which is what :func:`splice_painn` / :func:`splice_so3net` use by default for trained models.
+The write-back is ``A + T`` with T the (gated) FreeCG term: no extra self-update term, PaiNN and
+SO3net add the residual themselves. With the zero-start gate (the default), or ``init="zeros"``
+without it, the wrapped model computes exactly what the host did, built from scratch or spliced.
 
 Everything here stays ``torch.jit.script``-able (``spkdeploy`` uses TorchScript).
 """
@@ -38,7 +38,7 @@ from schnetpack.representation import PaiNN, SO3net
 from schnetpack.representation.painn import PaiNNInteraction
 from torch import Tensor, nn
 
-from freecg_plugin.nn import FreeCGConfig, FreeCGLayer
+from freecg_plugin.nn import FreeCGConfig, FreeCGLayer, host_start
 from freecg_plugin.nn._constants import ExactBuffers
 from freecg_plugin.nn._irreps import spherical_irreps
 
@@ -58,16 +58,22 @@ PAINN_PATHS = ("0e x 0e -> 0e", "0e x 1o -> 1o", "1o x 0e -> 1o", "1o x 1o -> 0e
 
 
 def _wrap(entries: nn.ModuleList, wrapper: type, config: FreeCGConfig, layers: Optional[Sequence[int]], what: str) -> None:
-    """Replace the chosen ``entries[i]`` by ``wrapper(entries[i], FreeCGLayer(config))`` in place."""
+    """Replace the chosen ``entries[i]`` by ``wrapper(entries[i], FreeCGLayer(config))`` in place.
+
+    The new weights are drawn from a forked random stream, so that whatever the caller builds
+    next (e.g. the energy head) draws what it would have drawn without FreeCG: with one seed,
+    host + FreeCG starts from exactly the host's weights.
+    """
     chosen = list(range(len(entries))) if layers is None else [int(i) for i in layers]
     bad = [i for i in chosen if not 0 <= i < len(entries)]
     if bad:
         raise ValueError(f"FreeCG layers {bad} out of range for {len(entries)} interactions")
-    for i in chosen:
-        inner = entries[i]
-        if isinstance(inner, wrapper):
-            raise ValueError(f"{what} {i} already has FreeCG")
-        entries[i] = wrapper(inner, FreeCGLayer(config)).to(next(inner.parameters()).dtype)
+    with torch.random.fork_rng(devices=[]):
+        for i in chosen:
+            inner = entries[i]
+            if isinstance(inner, wrapper):
+                raise ValueError(f"{what} {i} already has FreeCG")
+            entries[i] = wrapper(inner, FreeCGLayer(config)).to(next(inner.parameters()).dtype)
 
 
 class FreeCGPaiNNInteraction(nn.Module):
@@ -159,12 +165,13 @@ def splice_painn(
             ``symmetry="O3"`` and ``enhancer_out`` (3 x channels); ``paths`` default to
             :data:`PAINN_PATHS`, ``groups`` to channels / 8 (see ``FreeCGConfig.for_host``).
         layers: which interactions get FreeCG (default all).
-        identity_start: zero the new weights so the model's outputs are unchanged until trained.
+        identity_start: make sure the model's outputs are unchanged until trained (the default
+            zero gates do it; without a gate the new weights start at zero).
     """
     f = painn.n_atom_basis
     host = dict(irreps="0e+1o", channels=f, symmetry="O3", enhancer_out=3 * f, keep_self_update=False)
     if identity_start:
-        host["init"] = "zeros"
+        host.update(host_start(freecg))
     config = FreeCGConfig.for_host(freecg, host, paths=list(PAINN_PATHS))
     _wrap(painn.interactions, FreeCGPaiNNInteraction, config, layers, "PaiNN interaction")
     return painn
@@ -184,12 +191,13 @@ def splice_so3net(
             its lmax), ``channels``, ``symmetry="O3"`` and ``enhancer_out``; ``paths`` default
             to every parity-respecting path, ``groups`` to channels / 8.
         layers: which interactions get FreeCG (default all).
-        identity_start: zero the new weights so the model's outputs are unchanged until trained.
+        identity_start: make sure the model's outputs are unchanged until trained (the default
+            zero gates do it; without a gate the new weights start at zero).
     """
     f = so3net.n_atom_basis
     host = dict(irreps=spherical_irreps(so3net.lmax), channels=f, symmetry="O3", enhancer_out=f, keep_self_update=False)
     if identity_start:
-        host["init"] = "zeros"
+        host.update(host_start(freecg))
     config = FreeCGConfig.for_host(freecg, host)
     _wrap(so3net.so3convs, FreeCGSO3Convolution, config, layers, "SO3net convolution")
     return so3net

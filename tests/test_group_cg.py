@@ -130,7 +130,7 @@ def test_default_init_is_small():
         (dict(paths=["1o x 2e -> 2e"], symmetry="SO3"), None),  # allowed without parity
         (dict(paths=["1o x 1o -> 2e", "1o x 1o -> 2e"]), "duplicate"),
         (dict(symmetry="O2"), "symmetry must be"),
-        (dict(init="normal"), "init must be"),
+        (dict(init="uniform"), "init must be"),
         (dict(kernel="cuda"), "kernel must be"),
     ],
 )

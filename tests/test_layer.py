@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from freecg_plugin import FreeCGConfig, FreeCGLayer
+from freecg_plugin.nn import PAPER_LAYER
 from freecg_plugin.testing import (
     Equivariant,
     assert_equivariant,
@@ -17,8 +18,15 @@ def _messages(layer, n, generator):
 
 
 def _nonzero(layer, generator):
+    """Random group CG and enhancer weights and open gates, so that every FreeCG term is visible."""
     if layer.group_cg is not None:
         torch.nn.init.normal_(layer.group_cg.weight, generator=generator)
+    if layer.enhancer is not None:
+        torch.nn.init.normal_(layer.enhancer.linear.weight, generator=generator)
+    with torch.no_grad():
+        for gate in (layer.gate, layer.enhancer_gate):
+            if gate is not None:
+                gate.fill_(0.7)
     return layer
 
 
@@ -48,20 +56,45 @@ def test_permutation_equivariance_over_atoms(float64, generator):
     assert_permutation_equivariant(layer, [a, b], [0, 0], [0], generator=generator)
 
 
-def test_write_back_is_paper_form(float64, generator):
-    layer = _nonzero(FreeCGLayer(**SMALL), generator)
-    a, b = _messages(layer, 4, generator)
+def test_write_back_default_and_paper_forms(float64, generator):
+    a, b = _messages(FreeCGLayer(**SMALL), 4, generator)
+    layer = _nonzero(FreeCGLayer(**SMALL), generator)  # the default: host update kept, normalised B
     edges = layer.builder
-    products = layer.group_cg(edges(a), edges(b))
-    expected = a + edges.merge(torch.roll(products, -layer.shuffle.shift_groups, dims=1))
+    normalised = edges(b) / torch.sqrt(1 + edges(b).square().mean(dim=-1, keepdim=True))
+    products = layer.group_cg(edges(a), normalised)
+    expected = a + b + edges.merge(torch.roll(products, -layer.shuffle.shift_groups, dims=1))
     assert torch.allclose(layer(a, b), expected)
-    assert layer.shuffle.shift_groups != 0
+    gated = _nonzero(FreeCGLayer(**SMALL, gate=True, init="normal"), generator)
+    products = gated.group_cg(edges(a), normalised)
+    assert torch.allclose(gated(a, b), a + b + 0.7 * edges.merge(torch.roll(products, -gated.shuffle.shift_groups, dims=1)))
+    paper = _nonzero(FreeCGLayer(**SMALL, **PAPER_LAYER), generator)
+    assert paper.gate is None and not paper.keep_self_update and not paper.operand_norm
+    products = paper.group_cg(edges(a), edges(b))
+    assert torch.allclose(paper(a, b), a + edges.merge(torch.roll(products, -paper.shuffle.shift_groups, dims=1)))
+    assert paper.shuffle.shift_groups != 0
 
 
-def test_identity_start_reproduces_host_update(float64, generator):
-    layer = FreeCGLayer(**SMALL, keep_self_update=True, init="zeros")
+def test_default_layer_starts_as_its_host_and_learns_from_the_first_step(float64, generator):
+    layer = FreeCGLayer(**SMALL)
     a, b = _messages(layer, 4, generator)
+    assert layer.gate is None and layer.group_cg.weight.abs().max() == 0 and layer.enhancer.linear.weight.abs().max() == 0
     assert torch.equal(layer(a, b), a + b)
+    v_j, sh = torch.randn(5, layer.builder.dim, 12, generator=generator), torch.randn(5, layer.builder.dim, generator=generator)
+    bias = layer.edge_bias(v_j, sh)
+    assert torch.equal(bias, torch.zeros(5, 4))
+    (layer(a, b).square().sum() + bias.square().sum() + bias.sum()).backward()
+    assert layer.group_cg.weight.grad.abs().max() > 0 and layer.enhancer.linear.weight.grad.abs().max() > 0
+
+
+def test_gated_layer_starts_as_its_host_and_its_gate_learns(float64, generator):
+    layer = FreeCGLayer(**SMALL, gate=True, init="normal")
+    a, b = _messages(layer, 4, generator)
+    assert layer.gate.detach() == 0 and layer.enhancer_gate.detach() == 0 and layer.group_cg.weight.std() > 0.5
+    assert torch.equal(layer(a, b), a + b)
+    layer(a, b).square().sum().backward()
+    assert layer.gate.grad != 0 and layer.group_cg.weight.grad.abs().max() == 0  # the gate opens first
+    with pytest.raises(ValueError, match="would never learn"):
+        FreeCGLayer(**SMALL, gate=True)
 
 
 @pytest.mark.parametrize(
@@ -115,6 +148,8 @@ def test_state_dict_round_trip(generator):
     a, b = _messages(layer, 3, generator)
     assert torch.equal(other(a, b), layer(a, b))
     assert set(layer.state_dict()) == {"group_cg.weight", "enhancer.linear.weight"}
+    gated = FreeCGLayer(**SMALL, gate=True, init="normal")
+    assert set(gated.state_dict()) == {"group_cg.weight", "enhancer.linear.weight", "gate", "enhancer_gate"}
 
 
 def test_torch_export_with_dynamic_atoms(generator):
@@ -135,7 +170,7 @@ def test_compiles_without_graph_breaks(generator):
 
 
 def test_torchscript(generator):
-    layer = _nonzero(FreeCGLayer(**SMALL), generator)
+    layer = _nonzero(FreeCGLayer(**SMALL, gate=True, init="normal"), generator)
     scripted = torch.jit.script(layer)
     a, b = _messages(layer, 5, generator)
     assert torch.allclose(scripted(a, b), layer(a, b), atol=1e-6)  # scripted: torch contraction; eager: kernel

@@ -8,9 +8,11 @@ from freecg_plugin.adapters.pyg_visnet import (  # noqa: E402
     FreeCGViS_MP,
     FreeCGViS_MP_Vertex,
     RadiusGraph,
+    build_visnet,
     build_visnet_freecg,
     splice_visnet,
 )
+from freecg_plugin.nn import PAPER_LAYER  # noqa: E402
 from freecg_plugin.testing import (  # noqa: E402
     assert_energy_model_symmetries,
     assert_forces_match_finite_differences,
@@ -50,11 +52,24 @@ def test_paper_model_symmetries_and_forces(vertex, molecule, float64, generator)
     assert_forces_match_finite_differences(energy_fn(model), *molecule, generator=generator)
 
 
-def test_paper_write_back_by_default(float64):
+def test_bare_host_symmetries_and_forces(molecule, float64, generator):
+    model = build_visnet(**SMALL)
+    assert_energy_model_symmetries(energy_fn(model), *molecule, reflection=True, generator=generator)
+    assert_forces_match_finite_differences(energy_fn(model), *molecule, generator=generator)
+
+
+def test_from_scratch_starts_as_the_bare_host_and_the_paper_layer_is_an_option(molecule, float64):
+    torch.manual_seed(3)
+    bare = build_visnet(**SMALL)
+    torch.manual_seed(3)
     model = build_visnet_freecg({"groups": 4}, **SMALL)
     layer = model.representation_model.vis_mp_layers[0].freecg
-    assert not layer.keep_self_update and layer.group_cg.weight.abs().max() > 0
+    assert layer.keep_self_update and layer.gate is None and layer.group_cg.weight.abs().max() == 0
     assert layer.enhancer is not None and layer.enhancer.linear.out_features == SMALL["num_heads"]
+    assert torch.equal(energy_fn(model)(*molecule), energy_fn(bare)(*molecule))
+    assert sum(p.numel() for p in bare.parameters()) == sum(p.numel() for n, p in model.named_parameters() if "freecg" not in n)
+    paper = build_visnet_freecg({"groups": 4, **PAPER_LAYER}, **SMALL).representation_model.vis_mp_layers[0].freecg
+    assert not paper.keep_self_update and paper.group_cg.weight.abs().max() > 0
 
 
 def test_enhancer_and_group_cg_change_the_energy(molecule, float64, generator):
@@ -77,6 +92,8 @@ def test_splice_into_trained_host_is_exact(molecule, float64, generator):
     assert torch.equal(energy_fn(spliced)(*molecule), before)
     layer = spliced.representation_model.vis_mp_layers[1].freecg
     assert layer.keep_self_update and layer.group_cg.weight.abs().max() == 0
+    gated = splice_visnet(ViSNet(**SMALL), {"groups": 4, "gate": True, "init": "normal"}).representation_model.vis_mp_layers[1].freecg
+    assert gated.gate.detach() == 0 and gated.group_cg.weight.abs().max() > 0  # with a gate: the gate starts closed
 
 
 def test_batch_equals_each_molecule_alone(float64, generator):

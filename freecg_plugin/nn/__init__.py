@@ -3,7 +3,7 @@
 from .abstract_edges import AbstractEdgeBuilder, split_channels
 from .enhancer import AttentionEnhancer
 from .group_cg import SYMMETRIES, CGPath, GroupCGTransform, enumerate_paths
-from .layer import FreeCGConfig, FreeCGLayer
+from .layer import PAPER_LAYER, FreeCGConfig, FreeCGLayer, host_start
 from .shuffle import AbstractEdgeShuffle, default_shift
 
 __all__ = [
@@ -14,8 +14,10 @@ __all__ = [
     "FreeCGConfig",
     "FreeCGLayer",
     "GroupCGTransform",
+    "PAPER_LAYER",
     "SYMMETRIES",
     "default_shift",
     "enumerate_paths",
+    "host_start",
     "split_channels",
 ]

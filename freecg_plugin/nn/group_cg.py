@@ -18,13 +18,16 @@ from ._constants import ExactBuffers
 from ._group_cg_kernel import KernelPlan, group_cg_cpu
 from ._irreps import Irrep, Irreps, edge_irreps
 
-__all__ = ["CGPath", "GroupCGTransform", "enumerate_paths", "KERNELS", "SYMMETRIES"]
+__all__ = ["CGPath", "GroupCGTransform", "enumerate_paths", "INITS", "KERNELS", "SYMMETRIES"]
 
 SYMMETRIES = ("O3", "SO3")
 """``O3``: rotations and reflections (parity must match); ``SO3``: rotations only."""
 
 KERNELS = ("auto", "torch")
 """``auto``: the compiled CPU kernel where it applies, else the torch contraction; ``torch``: always the latter."""
+
+INITS = ("xavier", "normal", "zeros")
+"""Weight initialisations (see :meth:`GroupCGTransform.reset_parameters`)."""
 
 _PATH_RE = re.compile(r"^\s*(\d+)([eo])\s*[x*⊗]\s*(\d+)([eo])\s*->\s*(\d+)([eo])\s*$")
 
@@ -135,7 +138,9 @@ class GroupCGTransform(ExactBuffers):
         irreps_out: edge irreps of the output (default: ``irreps``); an output irrep that no
             path reaches is zero.
         init: ``"xavier"`` (Xavier-uniform of the authors' ``[1, G, numel]`` weight, about
-            ±0.009 for 32 x 8, ``1o+2e``) or ``"zeros"`` (the layer starts as identity).
+            ±0.009 for 32 x 8, ``1o+2e``: the output is about 1 % of the inputs' scale),
+            ``"normal"`` (standard normal, e3nn's convention: unit-variance inputs give a
+            unit-variance output) or ``"zeros"`` (the layer starts as identity).
         kernel: ``"auto"`` (the compiled CPU kernel where it applies, as above) or ``"torch"``
             (always the pure-torch contraction). An attribute: it can be changed after building.
 
@@ -228,15 +233,18 @@ class GroupCGTransform(ExactBuffers):
                 raise ValueError(f"CG path {path} is forbidden under {self.symmetry} ({why})")
 
     def reset_parameters(self, init: str = "xavier") -> None:
-        """Re-initialise the weights: ``"xavier"`` (small, about ±0.009 for 32 x 8) or ``"zeros"``."""
+        """Re-initialise the weights: ``"xavier"`` (small, about ±0.009 for 32 x 8), ``"normal"``
+        (unit variance) or ``"zeros"``."""
         if init == "zeros":
             nn.init.zeros_(self.weight)
+        elif init == "normal":
+            nn.init.normal_(self.weight)
         elif init == "xavier":
             numel = self.weight[0].numel()
             bound = math.sqrt(6.0 / ((self.groups + 1) * numel))
             nn.init.uniform_(self.weight, -bound, bound)
         else:
-            raise ValueError(f"init must be 'xavier' or 'zeros', got {init!r}")
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
 
     def extra_repr(self) -> str:
         paths = ", ".join(str(p) for p in self.paths)

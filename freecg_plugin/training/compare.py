@@ -3,9 +3,12 @@
 For every host in the plan, the bare host and host + FreeCG are trained by the project's trainer
 (:mod:`freecg_plugin.training.run`: one loss, optimiser, warm-up/plateau schedule, EMA and
 precision for every host, see :mod:`freecg_plugin.training.hosts`) with everything else equal:
-data, split, seed, epochs, batch size, loss weights. Two budgets: equal epochs, and equal
-wall-clock time (the bare host trains for as long as host + FreeCG took, ``optim.max_time_s``).
-A ViSNet ablation (+ group CG, + shuffle, + enhancer, and a second group count) can be added.
+data, split, seed, epochs, batch size, loss weights. Three budgets for the bare host: equal
+epochs; equal wall-clock time (it trains for as long as host + FreeCG took, ``optim.max_time_s``);
+equal parameters (it is widened to host + FreeCG's parameter count, see
+:mod:`~freecg_plugin.training.equal_parameters`, and trained for the same epochs). Every budget
+runs over several seeds, and each host gets a verdict per budget (:func:`verdict`). A ViSNet
+ablation (+ group CG, + shuffle, + enhancer, and a second group count) can be added.
 
 Each run is a ``freecg train`` subprocess in its own folder (so peak memory is per run). A run is
 finished when its ``test_metrics.json`` exists; a new invocation skips finished runs and resumes
@@ -29,12 +32,14 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 
 from .config import OptimConfig, TrainConfig, build_dataclass, config_path, read_config
+from .equal_parameters import FINE_ARGS, WIDTH_ARGS, Widened, widen_host
 from .hosts import HOSTS
 from .report import epoch_curves, write_atomic
 
 __all__ = ["CompareConfig", "Run", "load_compare_config", "plan", "preset_path", "report", "run_plan"]
 
-BUDGETS = ("epochs", "time")
+BUDGETS = ("epochs", "time", "parameters")
+BUDGET_NAMES = {"epochs": "equal epochs", "time": "equal time", "parameters": "equal parameters"}
 ABLATION_STEPS = {  # the paper's ablation order; the last step is FreeCG with its defaults
     "+ group CG": dict(shuffle=False, enhancer=False),
     "+ shuffle": dict(enhancer=False),
@@ -54,8 +59,10 @@ class CompareConfig:
         optim: :class:`~freecg_plugin.training.config.OptimConfig` values, shared by every run
             (``max_epochs`` is the equal-epoch budget; ``seed`` is replaced by each of ``seeds``).
         cutoff: graph cutoff in Å for every host.
-        seeds: training seeds; results are reported as mean ± std over them.
-        budgets: ``epochs`` and/or ``time`` (the bare host gets host + FreeCG's training time).
+        seeds: training seeds; results are reported as mean ± std over them (at least two for
+            a verdict).
+        budgets: any of ``epochs``, ``time`` (the bare host gets host + FreeCG's training time)
+            and ``parameters`` (the bare host widened to host + FreeCG's parameter count).
         ablation: ``{args, groups: [G1, G2]}`` for the ViSNet ablation (``null``: none).
         output: folder for the runs and the report.
         accelerator: Lightning accelerator for every run.
@@ -65,7 +72,7 @@ class CompareConfig:
     data: Dict[str, Any] = field(default_factory=dict)
     optim: Dict[str, Any] = field(default_factory=dict)
     cutoff: float = 5.0
-    seeds: List[int] = field(default_factory=lambda: [1])
+    seeds: List[int] = field(default_factory=lambda: [1, 2, 3])
     budgets: List[str] = field(default_factory=lambda: list(BUDGETS))
     ablation: Optional[Dict[str, Any]] = None
     output: str = "runs/compare"
@@ -143,10 +150,13 @@ def _key(config: Dict[str, Any], time_of: Optional[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def plan(config: CompareConfig) -> List[Run]:
+def plan(config: CompareConfig, widened: Optional[Dict[str, Widened]] = None) -> List[Run]:
     """Every run the comparison needs, in an order where each equal-time run follows its reference.
     Runs with identical settings (e.g. the ablation's bare ViSNet and the visnet pair's host) are
-    run once and play several roles."""
+    run once and play several roles. ``widened``: the equal-parameter hosts by label
+    (:func:`widen_hosts`; computed here when the plan has that budget and none are given)."""
+    if "parameters" in config.budgets and widened is None:
+        widened = widen_hosts(config)
     runs: Dict[str, Run] = {}
 
     def add(label, variant, budget, seed, host, args, freecg, layers=None, time_of=None) -> str:
@@ -173,14 +183,17 @@ def plan(config: CompareConfig) -> List[Run]:
 
     for seed in config.seeds:
         for entry in config.hosts:
-            label = entry.get("label", entry["host"])
+            label = _label(entry)
             host, args = entry["host"], entry.get("args", {})
             with_freecg = add(
                 label, "host + FreeCG", "epochs", seed, host, args, dict(entry.get("freecg") or {}), entry.get("freecg_layers")
             )
-            add(label, "host", "epochs", seed, host, args, None)
+            if "epochs" in config.budgets:
+                add(label, "host", "epochs", seed, host, args, None)
             if "time" in config.budgets:
                 add(label, "host", "time", seed, host, args, None, time_of=with_freecg)
+            if "parameters" in config.budgets:
+                add(label, "host", "parameters", seed, host, widened[label].args, None)
         if config.ablation is not None:
             args = config.ablation["args"]
             add("ViSNet ablation", "ViSNet", "epochs", seed, "visnet", args, None)
@@ -197,6 +210,38 @@ def plan(config: CompareConfig) -> List[Run]:
                 dict(ABLATION_STEPS["+ enhancer"], groups=second),
             )
     return list(runs.values())
+
+
+def _label(entry: Dict[str, Any]) -> str:
+    return entry.get("label", entry["host"])
+
+
+def widen_hosts(config: CompareConfig) -> Dict[str, Widened]:
+    """Per host label, the bare host widened to host + FreeCG's parameter count on the plan's data.
+
+    Raises:
+        ValueError: when a widened host misses the target by more than 5 %.
+    """
+    from .data import load_data
+
+    train, _, _ = load_data(TrainConfig.from_dict({"data": config.data}, "compare").data)
+    out = {}
+    for entry in config.hosts:
+        label = _label(entry)
+        wide = widen_host(
+            entry["host"], entry.get("args", {}), config.cutoff, dict(entry.get("freecg") or {}), entry.get("freecg_layers"), train.elements
+        )
+        if abs(wide.mismatch) > 0.05:
+            raise ValueError(f"compare: {label} widened to {wide.parameters} parameters, {100 * wide.mismatch:+.1f} % off {wide.target}")
+        out[label] = wide
+    return out
+
+
+def _width(run: Run) -> str:
+    """``hidden_channels=36, num_rbf=40``: the width arguments of a widened run."""
+    model = run.config["model"]
+    keys = (WIDTH_ARGS[model["host"]], FINE_ARGS[model["host"]])
+    return ", ".join(f"{key}={model['args'][key]}" for key in keys if key in model["args"])
 
 
 def _results(output: Path, run: Run) -> Optional[Dict[str, Any]]:
@@ -228,6 +273,10 @@ def run_plan(config: CompareConfig, progress: bool = True) -> Dict[str, Any]:
 
     output = Path(config.output)
     runs = plan(config)
+    for run in runs:
+        if run.budget == "parameters" and run.seed == config.seeds[0]:
+            label = run.roles[0][0]
+            print(f"compare: {label} at equal parameters: {_width(run)}", flush=True)
     write_atomic(output / "plan.json", lambda tmp: Path(tmp).write_text(json.dumps([asdict(r) for r in runs], indent=1)))
     todo = [r for r in runs if _results(output, r) is None]
     print(f"compare: {len(runs)} runs in the plan, {len(runs) - len(todo)} already finished -> {output}", flush=True)
@@ -247,10 +296,11 @@ def run_plan(config: CompareConfig, progress: bool = True) -> Dict[str, Any]:
     return report(config, runs)
 
 
-def _mean_std(values: List[float]) -> Dict[str, float]:
+def _mean_std(values: List[float]) -> Dict[str, Any]:
+    """Mean, sample standard deviation, count and the values themselves."""
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return {"mean": mean, "std": std, "n": len(values)}
+    return {"mean": mean, "std": std, "n": len(values), "values": list(values)}
 
 
 COLUMNS = (
@@ -274,6 +324,7 @@ def report(config: CompareConfig, runs: Optional[List[Run]] = None) -> Dict[str,
     """
     output = Path(config.output)
     runs = runs if runs is not None else plan(config)
+    by_key = {run.key: run for run in runs}
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     unit = None
     for run in runs:
@@ -282,7 +333,7 @@ def report(config: CompareConfig, runs: Optional[List[Run]] = None) -> Dict[str,
             continue
         unit = result.get("unit", unit)
         for label, variant in run.roles:
-            groups.setdefault((label, variant, run.budget), []).append({"seed": run.seed, "folder": run.folder, **result})
+            groups.setdefault((label, variant, run.budget), []).append({"seed": run.seed, "folder": run.folder, "key": run.key, **result})
     fingerprints: Dict[tuple, set] = {}
     for (label, _, _), members in groups.items():
         for m in members:
@@ -296,6 +347,7 @@ def report(config: CompareConfig, runs: Optional[List[Run]] = None) -> Dict[str,
             "host": label,
             "variant": variant,
             "budget": budget,
+            "width": _width(by_key[members[0]["key"]]) if budget == "parameters" else None,
             "seeds": [m["seed"] for m in members],
             "data_fingerprint": members[0]["data_fingerprint"],
             "runs": [m["folder"] for m in members],
@@ -318,22 +370,53 @@ def report(config: CompareConfig, runs: Optional[List[Run]] = None) -> Dict[str,
     return result
 
 
+VERDICT_SPREAD = 2.0
+"""A difference is clear when it exceeds this many standard errors of the difference."""
+
+
+def verdict(freecg: Sequence[float], host: Sequence[float]) -> str:
+    """``helps``, ``hurts`` or ``no clear difference``, from per-seed test errors (lower is better).
+
+    The rule: with means ``m`` and sample standard deviations ``s`` over ``n`` seeds, the
+    difference ``d = m_FreeCG - m_host`` is clear when ``|d| > 2 * sqrt(s_FreeCG^2 / n_FreeCG +
+    s_host^2 / n_host)`` (two standard errors of the difference); then FreeCG ``helps`` if ``d < 0``
+    and ``hurts`` if ``d > 0``. With fewer than two seeds on either side the spread is unknown:
+    ``undecided (one seed)``.
+    """
+    if len(freecg) < 2 or len(host) < 2:
+        return "undecided (one seed)"
+    a, b = _mean_std([float(v) for v in freecg]), _mean_std([float(v) for v in host])
+    difference = a["mean"] - b["mean"]
+    error = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
+    if abs(difference) <= VERDICT_SPREAD * error:
+        return "no clear difference"
+    return "helps" if difference < 0 else "hurts"
+
+
 def _verdicts(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Per host: FreeCG's change of test force MAE against the bare host, at each budget."""
+    """Per host and budget: FreeCG's change of test force MAE against the bare host, and the verdict."""
     index = {(r["host"], r["variant"], r["budget"]): r for r in rows}
     out = []
     for (host, variant, _), row in index.items():
         if variant != "host + FreeCG":
             continue
-        entry = {"host": host, "force_mae_freecg": row["forces_mae"]["mean"], "cost_per_epoch": None}
-        for name in ("epochs", "time"):
-            bare = index.get((host, "host", name))
-            if bare is not None:
-                entry[f"force_mae_host_{name}"] = bare["forces_mae"]["mean"]
-                entry[f"change_vs_{name}_percent"] = 100 * (row["forces_mae"]["mean"] / bare["forces_mae"]["mean"] - 1)
-                if name == "epochs":
-                    entry["cost_per_epoch"] = row["seconds_per_epoch"]["mean"] / bare["seconds_per_epoch"]["mean"]
-        out.append(entry)
+        for budget in BUDGETS:
+            bare = index.get((host, "host", budget))
+            if bare is None:
+                continue
+            change = 100 * (row["forces_mae"]["mean"] / bare["forces_mae"]["mean"] - 1)
+            out.append(
+                {
+                    "host": host,
+                    "budget": budget,
+                    "force_mae_freecg": row["forces_mae"],
+                    "force_mae_host": bare["forces_mae"],
+                    "change_percent": change,
+                    "verdict": verdict(row["forces_mae"]["values"], bare["forces_mae"]["values"]),
+                    "parameters": [row["parameters"]["mean"], bare["parameters"]["mean"]],
+                    "cost_per_epoch": row["seconds_per_epoch"]["mean"] / bare["seconds_per_epoch"]["mean"],
+                }
+            )
     return out
 
 
@@ -348,7 +431,7 @@ def markdown(result: Dict[str, Any]) -> str:
     lines = [f"Test errors in {unit} (forces per Å); mean ± std over seeds where more than one.", ""]
     header = ["host", "variant", "budget", *[name for _, name in COLUMNS]]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    pair_rank = {("host", "epochs"): 0, ("host + FreeCG", "epochs"): 1, ("host", "time"): 2}
+    pair_rank = {("host", "epochs"): 0, ("host + FreeCG", "epochs"): 1, ("host", "time"): 2, ("host", "parameters"): 3}
     first = {}
     for i, r in enumerate(result["rows"]):  # rows come in plan order
         first.setdefault(r["host"], i)
@@ -357,11 +440,12 @@ def markdown(result: Dict[str, Any]) -> str:
     def order(item):
         i, r = item
         step = r["variant"].split(" (")[0]
-        rank = pair_rank.get((r["variant"], r["budget"]), 3 + (steps.index(step) if step in steps else -1))
+        rank = pair_rank.get((r["variant"], r["budget"]), 4 + (steps.index(step) if step in steps else -1))
         return first[r["host"]], rank, i
 
     for _, r in sorted(enumerate(result["rows"]), key=order):
-        cells = [r["host"], r["variant"], "equal epochs" if r["budget"] == "epochs" else "equal time"]
+        variant = r["variant"] + (f" ({r['width']})" if r.get("width") else "")
+        cells = [r["host"], variant, BUDGET_NAMES[r["budget"]]]
         for key, _ in COLUMNS:
             digits = (
                 0
@@ -371,38 +455,59 @@ def markdown(result: Dict[str, Any]) -> str:
             cells.append(_fmt(r[key], digits))
         lines.append("| " + " | ".join(cells) + " |")
     if result["verdicts"]:
-        lines += ["", "| host | force MAE change with FreeCG, equal epochs | same, equal time | cost per epoch |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"Verdict: FreeCG's force MAE against the bare host's; a difference is clear beyond {VERDICT_SPREAD:g} standard errors "
+            "of the difference over seeds (`freecg_plugin.training.compare.verdict`).",
+            "",
+            "| host | budget | host + FreeCG | host | change | verdict | parameters (FreeCG / host) | cost per epoch |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for v in result["verdicts"]:
-            epochs = v.get("change_vs_epochs_percent")
-            timed = v.get("change_vs_time_percent")
             lines.append(
-                f"| {v['host']} | {'' if epochs is None else f'{epochs:+.1f} %'} | {'' if timed is None else f'{timed:+.1f} %'} | "
-                f"{'' if v['cost_per_epoch'] is None else format(v['cost_per_epoch'], '.2f') + 'x'} |"
+                f"| {v['host']} | {BUDGET_NAMES[v['budget']]} | {_fmt(v['force_mae_freecg'])} | {_fmt(v['force_mae_host'])} | "
+                f"{v['change_percent']:+.1f} % | {v['verdict']} | {v['parameters'][0]:.0f} / {v['parameters'][1]:.0f} | "
+                f"{v['cost_per_epoch']:.2f}x |"
             )
     return "\n".join(lines) + "\n"
 
 
+BARS = (
+    ("host", "epochs", "host, equal epochs"),
+    ("host", "time", "host, equal time"),
+    ("host", "parameters", "host, equal parameters"),
+    ("host + FreeCG", "epochs", "host + FreeCG"),
+)
+
+
 def _plot_force_mae(rows: List[Dict[str, Any]], unit: Optional[str], path: Path) -> None:
+    """Grouped bars per host (mean ± std over seeds); each host shows the bars it has, side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    hosts = sorted({r["host"] for r in rows if r["variant"] == "host + FreeCG"})  # pairs only, not the ablation
+    hosts = [h for h in dict.fromkeys(r["host"] for r in rows) if any(r["host"] == h and r["variant"] == "host + FreeCG" for r in rows)]
     index = {(r["host"], r["variant"], r["budget"]): r for r in rows}
-    bars = [("host", "epochs", "host (equal epochs)"), ("host", "time", "host (equal time)"), ("host + FreeCG", "epochs", "host + FreeCG")]
-    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(hosts)), 3.6))
-    width = 0.8 / len(bars)
-    for b, (variant, budget, name) in enumerate(bars):
-        xs, ys, es = [], [], []
-        for h, host in enumerate(hosts):
-            row = index.get((host, variant, budget))
-            if row is not None:
-                xs.append(h + (b - (len(bars) - 1) / 2) * width)
-                ys.append(row["forces_mae"]["mean"])
-                es.append(row["forces_mae"]["std"])
-        if xs:
-            ax.bar(xs, ys, width, yerr=es, capsize=3, label=name)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, ax = plt.subplots(figsize=(max(5, 1.9 * len(hosts)), 3.8))
+    width = 0.8 / len(BARS)
+    labelled = set()
+    for h, host in enumerate(hosts):
+        present = [(b, index[(host, variant, budget)]) for b, (variant, budget, _) in enumerate(BARS) if (host, variant, budget) in index]
+        for slot, (b, row) in enumerate(present):
+            x = h + (slot - (len(present) - 1) / 2) * width
+            name = BARS[b][2]
+            ax.bar(
+                x,
+                row["forces_mae"]["mean"],
+                width,
+                yerr=row["forces_mae"]["std"],
+                capsize=3,
+                color=colors[b % len(colors)],
+                label=None if name in labelled else name,
+            )
+            labelled.add(name)
     ax.set_xticks(range(len(hosts)), hosts)
     ax.set_ylabel(f"test force MAE ({unit or 'energy unit'}/Å)")
     ax.legend(fontsize=8)

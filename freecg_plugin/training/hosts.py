@@ -9,12 +9,13 @@ EMA, precision — serves all of them and a host and its FreeCG variant differ i
 Hosts and their ``args`` (the host's own constructor arguments; the cutoff is given apart):
 
 * ``visnet``: ``torch_geometric.nn.models.ViSNet`` (``lmax``, ``num_heads``, ``num_layers``,
-  ``hidden_channels``, ``num_rbf``, ``max_num_neighbors``...);
+  ``hidden_channels``, ``num_rbf``, ``max_num_neighbors``...), bare or not with a vector message
+  that vanishes at the cutoff (see :mod:`freecg_plugin.adapters.pyg_visnet`);
 * ``painn`` / ``so3net``: SchNetPack's representations (``n_atom_basis``, ``n_interactions``,
   ``n_rbf`` for a Gaussian basis, ``lmax`` for SO3net...), cosine cutoff;
 * ``nequip`` / ``allegro``: ``nequip.model.NequIPGNNModel`` / ``allegro.model.AllegroModel``
-  arguments (``num_layers``, ``l_max``, ``num_features``...; type names, ``r_max`` and
-  ``avg_num_neighbors`` come from the data).
+  arguments (``num_layers``, ``l_max``, ``num_features``..., ``model_dtype`` float32 unless
+  given; type names, ``r_max`` and ``avg_num_neighbors`` come from the data).
 """
 
 from __future__ import annotations
@@ -28,16 +29,10 @@ __all__ = ["HOSTS", "build_host"]
 
 
 def _visnet(args, cutoff, freecg, layers, elements, mean, std, avg_num_neighbors, seed) -> nn.Module:
-    from torch_geometric.nn.models import ViSNet
-
-    from ..adapters.pyg_visnet import RadiusGraph, ViSNetPotential, build_visnet_freecg
+    from ..adapters.pyg_visnet import ViSNetPotential, build_visnet, build_visnet_freecg
 
     kwargs = dict(args, cutoff=cutoff, mean=float(mean), std=float(std), derivative=False)
-    if freecg is None:
-        visnet = ViSNet(**kwargs)
-        visnet.representation_model.distance = RadiusGraph(cutoff)
-    else:
-        visnet = build_visnet_freecg(freecg, layers, **kwargs)
+    visnet = build_visnet(**kwargs) if freecg is None else build_visnet_freecg(freecg, layers, **kwargs)
     return ViSNetPotential(visnet)
 
 
@@ -78,7 +73,6 @@ def _nequip(kind: str) -> Callable[..., nn.Module]:
             bare, with_freecg = AllegroModel, nequip_models.FreeCGAllegroModel
         kwargs = dict(
             seed=int(seed),
-            model_dtype="float32",
             type_names=[chemical_symbols[z] for z in elements],
             r_max=float(cutoff),
             avg_num_neighbors=float(avg_num_neighbors),
@@ -86,6 +80,7 @@ def _nequip(kind: str) -> Callable[..., nn.Module]:
             per_type_energy_scales=1.0,
             **args,
         )
+        kwargs.setdefault("model_dtype", "float32")
         if freecg is None:
             model = bare(**kwargs)
         else:

@@ -1,0 +1,105 @@
+"""``freecg compare`` on several rMD17 molecules, and one table of the verdicts.
+
+Runs (or resumes) a comparison plan once per molecule, each in ``OUTPUT/<molecule>/``, then
+writes ``OUTPUT/molecules.md`` and ``OUTPUT/molecules.png``: per host and molecule, FreeCG's
+change of test force MAE against the bare host at each budget, mean ± std over the plan's seeds,
+and the verdict of :func:`freecg_plugin.training.compare.verdict`.
+
+    .venv/bin/python benchmarks/compare_molecules.py --preset quick --output runs/molecules_quick
+    .venv/bin/python benchmarks/compare_molecules.py --preset quick --report-only ...   # tables only
+
+Extra ``key=value`` arguments override the plan (e.g. ``budgets=[epochs]``), as for ``freecg compare``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from freecg_plugin.training.compare import BUDGET_NAMES, load_compare_config, report, run_plan
+from freecg_plugin.training.config import config_path
+from freecg_plugin.training.report import write_atomic
+
+MOLECULES = ("aspirin", "ethanol", "benzene", "naphthalene", "toluene")  # shipped with split 01
+
+
+def _cell(v: dict) -> str:
+    f, h = v["force_mae_freecg"], v["force_mae_host"]
+    spread = f" (± {100 * f['std'] / h['mean']:.0f} %)" if f["n"] > 1 else ""
+    return f"{v['change_percent']:+.1f} %{spread} {v['verdict']}"
+
+
+def table(results: dict) -> str:
+    """Markdown: one row per host and budget, one column per molecule."""
+    molecules = list(results)
+    rows = {}
+    for molecule, result in results.items():
+        for v in result["verdicts"]:
+            rows.setdefault((v["host"], v["budget"]), {})[molecule] = v
+    first = next(iter(results.values()))
+    plan = first["plan"]
+    lines = [
+        f"FreeCG's change of test force MAE against the bare host (mean over seeds {plan['seeds']}; "
+        "± the seed spread of host + FreeCG as a share of the host's MAE), and the verdict.",
+        "",
+        "| host | budget | " + " | ".join(molecules) + " |",
+        "|---|---|" + "---|" * len(molecules),
+    ]
+    order = list(BUDGET_NAMES)
+    for (host, budget), cells in sorted(rows.items(), key=lambda item: (item[0][0], order.index(item[0][1]))):
+        lines.append(f"| {host} | {BUDGET_NAMES[budget]} | " + " | ".join(_cell(cells[m]) if m in cells else "" for m in molecules) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = [b for b in BUDGET_NAMES if any(v["budget"] == b for r in results.values() for v in r["verdicts"])]
+    fig, axes = plt.subplots(1, len(budgets), figsize=(4.2 * len(budgets), 3.6), squeeze=False, sharey=True)
+    for ax, budget in zip(axes[0], budgets):
+        hosts = sorted({v["host"] for r in results.values() for v in r["verdicts"]})
+        width = 0.8 / len(results)
+        for m, (molecule, result) in enumerate(results.items()):
+            found = {v["host"]: v for v in result["verdicts"] if v["budget"] == budget}
+            xs = [h + (m - (len(results) - 1) / 2) * width for h, host in enumerate(hosts) if host in found]
+            ys = [found[host]["change_percent"] for host in hosts if host in found]
+            es = [100 * found[host]["force_mae_freecg"]["std"] / found[host]["force_mae_host"]["mean"] for host in hosts if host in found]
+            ax.bar(xs, ys, width, yerr=es, capsize=2, label=molecule)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(range(len(hosts)), hosts, rotation=30)
+        ax.set_title(BUDGET_NAMES[budget])
+    axes[0][0].set_ylabel("force MAE change with FreeCG (%)")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="quick", help="a shipped compare plan or a plan file")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--molecules", nargs="+", default=list(MOLECULES))
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    output = Path(args.output)
+    results = {}
+    for molecule in args.molecules:
+        overrides = [*args.overrides, f"data.dataset=rmd17/{molecule}", f"output={output / molecule}"]
+        config = load_compare_config(config_path(args.preset, "compare"), overrides)
+        print(f"== {molecule}", flush=True)
+        results[molecule] = report(config) if args.report_only else run_plan(config)
+    text = table(results)
+    write_atomic(output / "molecules.md", lambda tmp: Path(tmp).write_text(text))
+    write_atomic(output / "molecules.json", lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1)))
+    plot(results, output / "molecules.png")
+    print(text, flush=True)
+
+
+if __name__ == "__main__":
+    main()
