@@ -10,8 +10,8 @@ Three builders, each a nequip ``@model_builder`` (so they take ``seed``, ``model
 
 The ``freecg`` block (all optional): ``groups`` or ``edges_per_group`` (default K = 8 when the
 channels allow it, else one group), ``paths``, ``symmetry``, ``group_cg``, ``shuffle``, ``shift``,
-``enhancer`` (NequIP only), ``gate`` and ``operand_norm`` (default on: the model starts as the
-host, see :class:`~freecg_plugin.nn.FreeCGConfig`), ``init`` (``normal``, ``xavier``, ``zeros``) and ``layers``
+``enhancer`` (NequIP only), ``operand_norm``, ``gate``, ``init`` (``zeros``, the default: the model
+starts as the host, see :class:`~freecg_plugin.nn.FreeCGConfig`; ``normal``, ``xavier``) and ``layers``
 (indices of the interaction blocks / Allegro layers that get FreeCG; default all that can). The
 host fixes ``irreps`` and ``channels``. The modules themselves live in
 :mod:`freecg_plugin.adapters.nequip_nn`, which ``nequip-package`` can intern.
@@ -94,8 +94,8 @@ def splice_freecg(model: torch.nn.Module, freecg: Optional[Mapping[str, Any]] = 
         model: a model from nequip's or allegro's builders (a ``GraphModel`` or the module inside).
         freecg: the ``freecg`` block described in this module's docstring.
         identity_start: make sure the model's outputs are unchanged until trained, e.g. to
-            fine-tune a trained model with FreeCG (the default zero gates do it; without a gate
-            the new weights start at zero).
+            fine-tune a trained model with FreeCG (the default zero weights do it; with a gate,
+            the closed gate does).
 
     Raises:
         ValueError: if the model has neither NequIP interaction blocks nor an Allegro module, or

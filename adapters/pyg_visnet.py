@@ -5,15 +5,18 @@ Where the layer goes: every ``ViS_MP`` (or ``ViS_MP_Vertex``) entry of
 
 * adds the attention enhancer ``b_ij = Linear(sum_m vec_j[m] d_ij[m])`` (one term per head) to
   the attention logit before its activation (``message``);
-* writes back ``dvec = vec_out + shuffle(GroupCG(vec_out, vec3 * o1))`` instead of the host's
-  ``vec3 * o1 + vec_out`` (``forward``), where ``vec_out`` is the aggregated message (the
-  abstract edges) and ``vec3 * o1`` the host's self-update vector.
+* writes back ``dvec = vec_out + vec3 * o1 + shuffle(GroupCG(vec_out, n(vec3 * o1)))`` instead of
+  the host's ``vec3 * o1 + vec_out`` (``forward``), where ``vec_out`` is the aggregated message
+  (the abstract edges), ``vec3 * o1`` the host's self-update vector and ``n`` the operand
+  normalisation; the paper's ``vec_out + shuffle(GroupCG(vec_out, vec3 * o1))`` with
+  :data:`~freecg_plugin.nn.PAPER_LAYER`.
 
 PyG's ViSNet is not continuous at the cutoff once trained: the vector message
 ``vec_j * s1 + s2 * d_ij`` keeps ``act(s_proj.bias)`` when the attention vanishes, so the energy
 jumps as an atom crosses the cutoff (measured: 0.46 energy units with random weights; zero only
 while ``s_proj.bias`` is zero, as at initialisation). With ``smooth_cutoff`` (the default for
-models built here) the vector message is multiplied by the cutoff function too. Splicing into a
+models built here, bare or with FreeCG: :func:`build_visnet`, :func:`build_visnet_freecg`) the
+vector message is multiplied by the cutoff function too. Splicing into a
 trained host keeps the host's message (``smooth_cutoff=False``) unless asked, so that its energies
 are reproduced exactly.
 
@@ -154,8 +157,8 @@ def splice_visnet(
             defaults to hidden_channels / 8.
         layers: which interaction layers get FreeCG (default all).
         identity_start: keep the host's self-update term (``dvec = vec_out + vec3 * o1 + T``) and
-            make sure the FreeCG term T starts at zero (the default gates do it; without a gate
-            the new weights start at zero), so the model computes exactly what it did until
+            make sure the FreeCG term T starts at zero (the default zero weights do it; with a
+            gate, the closed gate does), so the model computes exactly what it did until
             fine-tuned. ``False``: the settings decide (``keep_self_update: false`` is the paper's
             write-back ``vec_out + T``).
         smooth_cutoff: multiply the vector message by the cutoff function so the energy is

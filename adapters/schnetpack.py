@@ -19,9 +19,9 @@ Where the layer goes:
   filter's cutoff envelope and vanishes smoothly at the cutoff. The dot product is invariant in
   any orthonormal SH basis, so SO3net's native basis is used there.
 
-The write-back is ``A + T`` with T the (gated) FreeCG term: no extra self-update term, PaiNN and
-SO3net add the residual themselves. With the zero-start gate (the default), or ``init="zeros"``
-without it, the wrapped model computes exactly what the host did, built from scratch or spliced.
+The write-back is ``A + T`` with T the FreeCG term: no extra self-update term, PaiNN and SO3net add
+the residual themselves. With zero FreeCG weights (the default) or a closed gate, the wrapped model
+computes exactly what the host did, built from scratch or spliced.
 
 Everything here stays ``torch.jit.script``-able (``spkdeploy`` uses TorchScript).
 """
@@ -166,7 +166,7 @@ def splice_painn(
             :data:`PAINN_PATHS`, ``groups`` to channels / 8 (see ``FreeCGConfig.for_host``).
         layers: which interactions get FreeCG (default all).
         identity_start: make sure the model's outputs are unchanged until trained (the default
-            zero gates do it; without a gate the new weights start at zero).
+            zero weights do it; with a gate, the closed gate does).
     """
     f = painn.n_atom_basis
     host = dict(irreps="0e+1o", channels=f, symmetry="O3", enhancer_out=3 * f, keep_self_update=False)
@@ -192,7 +192,7 @@ def splice_so3net(
             to every parity-respecting path, ``groups`` to channels / 8.
         layers: which interactions get FreeCG (default all).
         identity_start: make sure the model's outputs are unchanged until trained (the default
-            zero gates do it; without a gate the new weights start at zero).
+            zero weights do it; with a gate, the closed gate does).
     """
     f = so3net.n_atom_basis
     host = dict(irreps=spherical_irreps(so3net.lmax), channels=f, symmetry="O3", enhancer_out=f, keep_self_update=False)

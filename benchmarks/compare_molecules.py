@@ -27,7 +27,8 @@ MOLECULES = ("aspirin", "ethanol", "benzene", "naphthalene", "toluene")  # shipp
 def _cell(v: dict) -> str:
     f, h = v["force_mae_freecg"], v["force_mae_host"]
     spread = f" (± {100 * f['std'] / h['mean']:.0f} %)" if f["n"] > 1 else ""
-    return f"{v['change_percent']:+.1f} %{spread} {v['verdict']}"
+    better, seeds = v["seeds_better"]
+    return f"{v['change_percent']:+.1f} %{spread} {v['verdict']}, {better}/{seeds}"
 
 
 def table(results: dict) -> str:
@@ -41,7 +42,8 @@ def table(results: dict) -> str:
     plan = first["plan"]
     lines = [
         f"FreeCG's change of test force MAE against the bare host (mean over seeds {plan['seeds']}; "
-        "± the seed spread of host + FreeCG as a share of the host's MAE), and the verdict.",
+        "± the seed spread of host + FreeCG as a share of the host's MAE), the verdict, and on how many seeds "
+        "host + FreeCG was the better of the two.",
         "",
         "| host | budget | " + " | ".join(molecules) + " |",
         "|---|---|" + "---|" * len(molecules),
@@ -83,13 +85,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="quick", help="a shipped compare plan or a plan file")
     parser.add_argument("--output", required=True)
-    parser.add_argument("--molecules", nargs="+", default=list(MOLECULES))
+    parser.add_argument("--molecules", default=",".join(MOLECULES), help="comma-separated (default: the five shipped)")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     output = Path(args.output)
     results = {}
-    for molecule in args.molecules:
+    for molecule in args.molecules.split(","):
         overrides = [*args.overrides, f"data.dataset=rmd17/{molecule}", f"output={output / molecule}"]
         config = load_compare_config(config_path(args.preset, "compare"), overrides)
         print(f"== {molecule}", flush=True)

@@ -221,6 +221,8 @@ def test_tiny_comparison_end_to_end_and_resume(tmp_path):
         host_row = rows[("painn", "host", budget)]
         assert v["verdict"] == verdict(pair[1]["forces_mae"]["values"], host_row["forces_mae"]["values"])
         assert v["change_percent"] == pytest.approx(100 * (pair[1]["forces_mae"]["mean"] / host_row["forces_mae"]["mean"] - 1))
+        better = sum(f < h for f, h in zip(pair[1]["forces_mae"]["values"], host_row["forces_mae"]["values"]))
+        assert pair[1]["seeds"] == host_row["seeds"] and v["seeds_better"] == [better, 3]
     markdown = (output / "comparison.md").read_text()
     assert "| painn | host + FreeCG | equal epochs |" in markdown and "equal time" in markdown and "equal parameters" in markdown
     assert " ± " in markdown and verdicts["epochs"]["verdict"] in markdown

@@ -405,6 +405,8 @@ def _verdicts(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             if bare is None:
                 continue
             change = 100 * (row["forces_mae"]["mean"] / bare["forces_mae"]["mean"] - 1)
+            ours, theirs = dict(zip(row["seeds"], row["forces_mae"]["values"])), dict(zip(bare["seeds"], bare["forces_mae"]["values"]))
+            shared = sorted(set(ours) & set(theirs))
             out.append(
                 {
                     "host": host,
@@ -413,6 +415,7 @@ def _verdicts(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
                     "force_mae_host": bare["forces_mae"],
                     "change_percent": change,
                     "verdict": verdict(row["forces_mae"]["values"], bare["forces_mae"]["values"]),
+                    "seeds_better": [sum(ours[seed] < theirs[seed] for seed in shared), len(shared)],
                     "parameters": [row["parameters"]["mean"], bare["parameters"]["mean"]],
                     "cost_per_epoch": row["seconds_per_epoch"]["mean"] / bare["seconds_per_epoch"]["mean"],
                 }
@@ -460,13 +463,14 @@ def markdown(result: Dict[str, Any]) -> str:
             f"Verdict: FreeCG's force MAE against the bare host's; a difference is clear beyond {VERDICT_SPREAD:g} standard errors "
             "of the difference over seeds (`freecg_plugin.training.compare.verdict`).",
             "",
-            "| host | budget | host + FreeCG | host | change | verdict | parameters (FreeCG / host) | cost per epoch |",
-            "|---|---|---|---|---|---|---|---|",
+            "| host | budget | host + FreeCG | host | change | verdict | seeds better | parameters (FreeCG / host) | cost per epoch |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for v in result["verdicts"]:
             lines.append(
                 f"| {v['host']} | {BUDGET_NAMES[v['budget']]} | {_fmt(v['force_mae_freecg'])} | {_fmt(v['force_mae_host'])} | "
-                f"{v['change_percent']:+.1f} % | {v['verdict']} | {v['parameters'][0]:.0f} / {v['parameters'][1]:.0f} | "
+                f"{v['change_percent']:+.1f} % | {v['verdict']} | {v['seeds_better'][0]}/{v['seeds_better'][1]} | "
+                f"{v['parameters'][0]:.0f} / {v['parameters'][1]:.0f} | "
                 f"{v['cost_per_epoch']:.2f}x |"
             )
     return "\n".join(lines) + "\n"
