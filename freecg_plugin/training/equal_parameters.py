@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
-import torch
-
 from .hosts import build_host
 
 __all__ = ["WIDTH_ARGS", "Widened", "parameter_count", "widen_host"]
@@ -67,11 +65,7 @@ def parameter_count(
     host: str, args: Dict[str, Any], cutoff: float, freecg: Optional[Dict[str, Any]], layers: Optional[List[int]], elements: List[int]
 ) -> int:
     """Trainable parameters of ``host`` (with FreeCG when ``freecg`` is a mapping) for ``elements``."""
-    dtype = torch.get_default_dtype()
-    try:
-        model = build_host(host, args, cutoff, freecg, layers, elements)
-    finally:
-        torch.set_default_dtype(dtype)
+    model = build_host(host, args, cutoff, freecg, layers, elements)  # restores the default dtype nequip changes
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
