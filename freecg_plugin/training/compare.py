@@ -124,7 +124,7 @@ class Run:
         key: a hash of the run's settings (its folder is ``runs/<key>``).
         roles: ``[label, variant]`` pairs (e.g. ``["visnet", "host"]`` and
             ``["ViSNet ablation", "ViSNet"]`` when the two are the same run).
-        budget: ``epochs`` or ``time``.
+        budget: ``epochs``, ``time`` or ``parameters``.
         time_of: the key of the run whose training time is this run's budget (equal-time runs).
     """
 
