@@ -88,8 +88,8 @@ class FreeCGTensorProductScatter(nn.Module):
         freecg = self.freecg
         state = freecg.builder.from_mul_ir(self.state_in(x))  # B: [N, G, K, dim]
         if self.use_enhancer:
-            sender = state.reshape(state.shape[0], self.channels, self.dim)[edge_src].transpose(1, 2)
-            edge_weight = edge_weight * (1.0 + freecg.edge_bias(sender, edge_attr[:, : self.dim]))
+            per_atom = state.reshape(state.shape[0], self.channels, self.dim).transpose(1, 2)
+            edge_weight = edge_weight * (1.0 + freecg.edge_bias(per_atom, edge_attr[:, : self.dim], edge_src))
         messages = self.tp_scatter(x, edge_attr, edge_weight, edge_dst, edge_src)
         messages_in, products_out = self.messages_in, self.products_out
         if messages_in is None or products_out is None:

@@ -3,8 +3,9 @@
 Where the layer goes: every ``ViS_MP`` (or ``ViS_MP_Vertex``) entry of
 ``representation_model.vis_mp_layers`` is replaced by a subclass that
 
-* adds the attention enhancer ``b_ij = Linear(sum_m vec_j[m] d_ij[m])`` (one term per head) to
-  the attention logit before its activation (``message``);
+* adds the attention enhancer ``b_ij = Linear(sum_m vec_j[m] d_ij[m])`` (one term per head,
+  computed in ``forward`` from the atoms' ``vec``) to the attention logit before its activation
+  (``message``);
 * writes back ``dvec = vec_out + vec3 * o1 + shuffle(GroupCG(vec_out, n(vec3 * o1)))`` instead of
   the host's ``vec3 * o1 + vec_out`` (``forward``), where ``vec_out`` is the aggregated message
   (the abstract edges), ``vec3 * o1`` the host's self-update vector and ``n`` the operand
@@ -23,7 +24,7 @@ are reproduced exactly.
 ViSNet's ``vec`` is ``[N, 8, H]`` for lmax 2 (``1o+2e`` in e3nn's basis, unit-norm blocks) or
 ``[N, 3, H]`` for lmax 1 (``1o``: no parity-respecting path exists there, so lmax 1 needs
 ``symmetry="SO3"``). PyG's ``radius_graph`` needs pyg-lib, which is not on PyPI, so the models
-built or spliced here use :class:`RadiusGraph`, a pure-torch graph with the same contract.
+built or spliced here use :class:`RadiusGraph`, a cell-list graph with the same contract.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from torch import Tensor, nn
 from torch_geometric.nn.models import ViSNet
 from torch_geometric.nn.models.visnet import ViS_MP, ViS_MP_Vertex
 
+from freecg_plugin.neighbors import neighbor_list
 from freecg_plugin.nn import FreeCGConfig, FreeCGLayer, host_start
 
 __all__ = [
@@ -53,8 +55,10 @@ class RadiusGraph(nn.Module):
 
     All pairs of the same structure within ``cutoff`` (self-loops included, with ``r = 0``),
     capped at the ``max_num_neighbors`` nearest per target atom. Row 0 of ``edge_index`` is the
-    source j, row 1 the target i, and ``vec = pos[j] - pos[i]``. Dense per batch (O(N^2)): meant
-    for molecules; periodic systems get their edges from :mod:`freecg_plugin.neighbors`.
+    source j, row 1 the target i, and ``vec = pos[j] - pos[i]``. Each structure's pairs come from
+    :func:`freecg_plugin.neighbors.neighbor_list` (a cell list: time and memory linear in the
+    atoms), then the cap keeps each target's nearest; ``batch`` must be sorted, as PyG makes it.
+    Periodic systems get their edges (with shifts) from :mod:`freecg_plugin.neighbors` directly.
     """
 
     def __init__(self, cutoff: float, max_num_neighbors: int = 32, add_self_loops: bool = True) -> None:
@@ -65,17 +69,24 @@ class RadiusGraph(nn.Module):
 
     def forward(self, pos: Tensor, batch: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         with torch.no_grad():
-            distance = torch.cdist(pos, pos)
-            same = batch[:, None] == batch[None, :]
-            eye = torch.eye(len(pos), dtype=torch.bool, device=pos.device)
-            allowed = same & (distance < self.cutoff) & ~eye
-            k = min(self.max_num_neighbors, len(pos))
-            rank = torch.where(allowed, distance, torch.full_like(distance, float("inf")))
-            nearest = rank.topk(k, dim=1, largest=False).indices  # per target i (rows)
-            keep = torch.zeros_like(allowed).scatter_(1, nearest, True) & allowed
+            if batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
+                raise ValueError("RadiusGraph: batch must be sorted (atoms of one structure together)")
+            pieces, start = [], 0
+            for count in torch.unique_consecutive(batch, return_counts=True)[1].tolist():
+                edges, _ = neighbor_list(pos[start : start + count], self.cutoff)
+                pieces.append(edges.to(pos.device) + start)
+                start += count
+            source, target = torch.cat(pieces, dim=1)
+            distance = (pos[source] - pos[target]).norm(dim=-1)
+            order = torch.argsort(distance, stable=True)
+            order = order[torch.argsort(target[order], stable=True)]  # by target, nearest first
+            source, target = source[order], target[order]
+            first = torch.cumsum(torch.bincount(target, minlength=len(pos)), 0) - torch.bincount(target, minlength=len(pos))
+            keep = torch.arange(len(target), device=pos.device) - first[target] < self.max_num_neighbors
+            source, target = source[keep], target[keep]
             if self.add_self_loops:
-                keep = keep | eye
-            target, source = keep.nonzero(as_tuple=True)
+                loops = torch.arange(len(pos), device=pos.device)
+                source, target = torch.cat([source, loops]), torch.cat([target, loops])
         edge_index = torch.stack([source, target])
         vec = pos[source] - pos[target]  # ViSNetBlock normalises this in place: weight is computed apart
         pair = source != target
@@ -100,7 +111,8 @@ class _FreeCGViSMixin:
         dv = self.act(self.dv_proj(f_ij)).reshape(-1, self.num_heads, self.head_dim)
         vec1, vec2, vec3 = torch.split(self.vec_proj(vec), self.hidden_channels, dim=-1)
         vec_dot = (vec1 * vec2).sum(dim=1)
-        x, vec_out = self.propagate(edge_index, q=q, k=k, v=v, dk=dk, dv=dv, vec=vec, r_ij=r_ij, d_ij=d_ij)
+        enhancer_bias = self.freecg.edge_bias(vec, d_ij, edge_index[0]) if self.freecg.enhancer is not None else None
+        x, vec_out = self.propagate(edge_index, q=q, k=k, v=v, dk=dk, dv=dv, vec=vec, r_ij=r_ij, d_ij=d_ij, enhancer_bias=enhancer_bias)
         o1, o2, o3 = torch.split(self.o_proj(x), self.hidden_channels, dim=1)
         dx = vec_dot * o2 + o3
         dvec = self.freecg(vec_out, vec3 * o1.unsqueeze(1))  # FreeCG write-back
@@ -108,10 +120,21 @@ class _FreeCGViSMixin:
             return dx, dvec, None
         return dx, dvec, self.edge_updater(edge_index, vec=vec, d_ij=d_ij, f_ij=f_ij)
 
-    def message(self, q_i: Tensor, k_j: Tensor, v_j: Tensor, vec_j: Tensor, dk: Tensor, dv: Tensor, r_ij: Tensor, d_ij: Tensor):
+    def message(
+        self,
+        q_i: Tensor,
+        k_j: Tensor,
+        v_j: Tensor,
+        vec_j: Tensor,
+        dk: Tensor,
+        dv: Tensor,
+        r_ij: Tensor,
+        d_ij: Tensor,
+        enhancer_bias: Optional[Tensor],
+    ):
         attn = (q_i * k_j * dk).sum(dim=-1)
-        if self.freecg.enhancer is not None:
-            attn = attn + self.freecg.edge_bias(vec_j, d_ij)  # attention enhancer
+        if enhancer_bias is not None:
+            attn = attn + enhancer_bias  # attention enhancer
         attn = self.attn_activation(attn) * self.cutoff(r_ij).unsqueeze(1)
         v_j = (v_j * dv * attn.unsqueeze(2)).view(-1, self.hidden_channels)
         s1, s2 = torch.split(self.act(self.s_proj(v_j)), self.hidden_channels, dim=1)

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .neighbors import check_structure, neighbor_list
 
-__all__ = ["GraphBatch", "ReferenceEnergies", "Structure", "collate", "evaluate"]
+__all__ = ["GraphBatch", "ReferenceEnergies", "Structure", "collate", "concatenate", "evaluate", "frame_graph"]
 
 
 @dataclass
@@ -67,6 +67,43 @@ class GraphBatch:
         )
 
 
+def frame_graph(structure: Structure, cutoff: float, allow_isolated: bool = False) -> GraphBatch:
+    """One structure, checked, with its neighbour list: a batch of one.
+
+    Raises:
+        ValueError: for a bad structure (see :func:`check_structure`), or an atom with no
+            neighbour within the cutoff (unless ``allow_isolated``).
+    """
+    s = structure
+    check_structure(s.positions, s.numbers, s.cell, s.pbc)
+    edge_index, shift = neighbor_list(s.positions, cutoff, s.cell, s.pbc)
+    if not allow_isolated:
+        lonely = torch.ones(len(s.numbers), dtype=torch.bool)
+        lonely[edge_index[1]] = False
+        if lonely.any():
+            raise ValueError(f"atoms {lonely.nonzero().view(-1).tolist()[:10]} have no neighbour within {cutoff} Å")
+    cell = s.cell if s.periodic else torch.zeros(3, 3, dtype=s.positions.dtype)
+    batch = torch.zeros(len(s.numbers), dtype=torch.long)
+    return GraphBatch(s.numbers, s.positions, batch, cell.to(s.positions.dtype).unsqueeze(0), edge_index, shift, 1)
+
+
+def concatenate(graphs: Sequence[GraphBatch]) -> GraphBatch:
+    """Batches joined into one (atoms and edges renumbered)."""
+    if not graphs:
+        raise ValueError("no structures to evaluate")
+    atoms = torch.tensor([0] + [g.numbers.shape[0] for g in graphs[:-1]]).cumsum(0).tolist()
+    structures = torch.tensor([0] + [g.num_graphs for g in graphs[:-1]]).cumsum(0).tolist()
+    return GraphBatch(
+        torch.cat([g.numbers for g in graphs]),
+        torch.cat([g.positions for g in graphs]),
+        torch.cat([g.batch + offset for g, offset in zip(graphs, structures)]),
+        torch.cat([g.cell for g in graphs]),
+        torch.cat([g.edge_index + offset for g, offset in zip(graphs, atoms)], dim=1),
+        torch.cat([g.shifts for g in graphs]),
+        sum(g.num_graphs for g in graphs),
+    )
+
+
 def collate(structures: Sequence[Structure], cutoff: float, allow_isolated: bool = False) -> GraphBatch:
     """Check each structure, build its neighbour list and concatenate.
 
@@ -76,36 +113,13 @@ def collate(structures: Sequence[Structure], cutoff: float, allow_isolated: bool
     """
     if not structures:
         raise ValueError("no structures to evaluate")
-    numbers, positions, batch, cells, edges, shifts = [], [], [], [], [], []
-    offset = 0
+    graphs = []
     for index, s in enumerate(structures):
         try:
-            check_structure(s.positions, s.numbers, s.cell, s.pbc)
+            graphs.append(frame_graph(s, cutoff, allow_isolated))
         except ValueError as err:
             raise ValueError(f"structure {index}: {err}") from None
-        edge_index, shift = neighbor_list(s.positions, cutoff, s.cell, s.pbc)
-        if not allow_isolated:
-            lonely = torch.ones(len(s.numbers), dtype=torch.bool)
-            lonely[edge_index[1]] = False
-            if lonely.any():
-                raise ValueError(f"structure {index}: atoms {lonely.nonzero().view(-1).tolist()[:10]} have no neighbour within {cutoff} Å")
-        numbers.append(s.numbers)
-        positions.append(s.positions)
-        batch.append(torch.full((len(s.numbers),), index, dtype=torch.long))
-        cell = s.cell if s.periodic else torch.zeros(3, 3, dtype=s.positions.dtype)
-        cells.append(cell.to(s.positions.dtype))
-        edges.append(edge_index + offset)
-        shifts.append(shift)
-        offset += len(s.numbers)
-    return GraphBatch(
-        torch.cat(numbers),
-        torch.cat(positions),
-        torch.cat(batch),
-        torch.stack(cells),
-        torch.cat(edges, dim=1),
-        torch.cat(shifts),
-        len(structures),
-    )
+    return concatenate(graphs)
 
 
 class ReferenceEnergies(torch.nn.Module):

@@ -45,9 +45,11 @@ def test_composed_layer_equivariance(overrides, float64, generator):
     spec = Equivariant(layer.config.irreps, 1)
     reflection = layer.config.symmetry == "O3"
     assert_equivariant(layer, [a, b], [spec, spec], [spec], reflection=reflection, generator=generator)
-    v_j, sh = _messages(layer, 7, generator)[0], torch.randn(7, layer.builder.dim, generator=generator)
+    features, sh = _messages(layer, 7, generator)[0], torch.randn(11, layer.builder.dim, generator=generator)
+    source = torch.randint(0, 7, (11,), generator=generator)
     if layer.enhancer is not None and reflection:
-        assert_equivariant(layer.edge_bias, [v_j, sh], [spec, Equivariant(layer.config.irreps, 1)], [Equivariant()], generator=generator)
+        bias = lambda f, y: layer.edge_bias(f, y, source)  # noqa: E731
+        assert_equivariant(bias, [features, sh], [spec, Equivariant(layer.config.irreps, 1)], [Equivariant()], generator=generator)
 
 
 def test_permutation_equivariance_over_atoms(float64, generator):
@@ -79,8 +81,8 @@ def test_default_layer_starts_as_its_host_and_learns_from_the_first_step(float64
     a, b = _messages(layer, 4, generator)
     assert layer.gate is None and layer.group_cg.weight.abs().max() == 0 and layer.enhancer.linear.weight.abs().max() == 0
     assert torch.equal(layer(a, b), a + b)
-    v_j, sh = torch.randn(5, layer.builder.dim, 12, generator=generator), torch.randn(5, layer.builder.dim, generator=generator)
-    bias = layer.edge_bias(v_j, sh)
+    features, sh = torch.randn(3, layer.builder.dim, 12, generator=generator), torch.randn(5, layer.builder.dim, generator=generator)
+    bias = layer.edge_bias(features, sh, torch.tensor([0, 1, 2, 2, 0]))
     assert torch.equal(bias, torch.zeros(5, 4))
     (layer(a, b).square().sum() + bias.square().sum() + bias.sum()).backward()
     assert layer.group_cg.weight.grad.abs().max() > 0 and layer.enhancer.linear.weight.grad.abs().max() > 0
@@ -117,7 +119,7 @@ def test_ablation_switches(switches, parts, float64, generator):
         assert torch.equal(layer(a, b), a + b)  # the host's own update
     if not has_enhancer:
         with pytest.raises(RuntimeError, match="enhancer=False"):
-            layer.edge_bias(torch.zeros(1, 8, 12), torch.zeros(1, 8))
+            layer.edge_bias(torch.zeros(1, 8, 12), torch.zeros(1, 8), torch.zeros(1, dtype=torch.long))
 
 
 def test_config_errors():

@@ -179,3 +179,23 @@ def test_compare_takes_overrides_and_prints_the_plan(tmp_path):
     assert result.returncode == 0, result.stderr
     plan = yaml.safe_load(result.stdout)
     assert plan["seeds"] == [1, 2, 3] and plan["optim"]["max_epochs"] == 3 and plan["data"]["dataset"] == "rmd17/toluene"
+
+
+def test_frame_graphs_are_built_once_and_batch_as_collate_does():
+    from freecg_plugin.atomistic import collate
+    from freecg_plugin.training.task import FrameCollate
+
+    config = TrainConfig.from_dict({"data": {"dataset": "water/deepmd64", "n_train": 6, "n_val": 2, "n_test": 2}})
+    train_set, _, _ = load_data(config.data)
+    frames = FrameCollate(train_set, 4.0)
+    batch = frames([3, 1, 4])
+    expected = collate([train_set.structures[i] for i in (3, 1, 4)], 4.0)
+    graph = batch["graph"]
+    assert torch.equal(graph.edge_index, expected.edge_index) and torch.equal(graph.shifts, expected.shifts.float())
+    assert torch.equal(graph.batch, expected.batch) and torch.equal(graph.cell, expected.cell.float())
+    assert graph.edge_index.dtype == torch.long and graph.num_graphs == 3
+    assert sorted(frames._graphs) == [1, 3, 4]
+    cached = frames._graphs[1].edge_index
+    again = frames([1, 0])  # frame 1 is not rebuilt
+    assert frames._graphs[1].edge_index is cached and sorted(frames._graphs) == [0, 1, 3, 4]
+    assert torch.equal(again["graph"].edge_index[:, : cached.shape[1]], cached.long())

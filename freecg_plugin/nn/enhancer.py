@@ -13,11 +13,23 @@ from torch import Tensor, nn
 
 from ._irreps import Irreps, edge_irreps
 
-__all__ = ["AttentionEnhancer"]
+__all__ = ["AttentionEnhancer", "ORDERS"]
+
+
+ORDERS = ("auto", "edges", "atoms")
+"""``edges``: gather the features per edge, dot with the harmonics, then the linear map; ``atoms``:
+the linear map per atom, then gather and dot; ``auto``: see :meth:`AttentionEnhancer.atoms_first`."""
 
 
 class AttentionEnhancer(nn.Module):
     """Per-edge invariant bias from sender features and edge harmonics.
+
+    ``b_ij = W (sum_m v_j[m, :] Y_ij[m])`` equals ``sum_m Y_ij[m] (W v_j[m, :])``: the linear map
+    can act on the edges (``E (D C + C out)`` multiply-adds, ``[E, D, C]`` gathered) or on the
+    atoms before the gather (``N D C out + E D out``, ``[E, D, out]`` gathered). The second is
+    several times cheaper when the output is narrow (ViSNet's 8 heads: 1.5 instead of 19 ms for
+    forward, backward and double backward at the paper's size); ``order`` chooses (an attribute:
+    it can be changed after building).
 
     Args:
         irreps: irreps of one channel of the features (multiplicity 1 each, e.g. ``"1o+2e"``).
@@ -28,13 +40,16 @@ class AttentionEnhancer(nn.Module):
             product with the harmonics is a true scalar; ``"SO3"`` does not check parity.
         bias: add a bias (an edge-independent constant; off by default so the term is zero when
             the features are zero).
+        order: one of :data:`ORDERS`.
 
     Shapes:
-        v_j ``[E, irreps.dim, C]`` (sender features gathered per edge), sh ``[E, irreps.dim]``
-        -> ``[E, out_features]``.
+        features ``[N, irreps.dim, C]`` (per atom), sh ``[E, irreps.dim]``, source ``[E]`` (the
+        sender j of each edge) -> ``[E, out_features]``.
     """
 
-    def __init__(self, irreps: Irreps | str, channels: int, out_features: int, symmetry: str = "O3", bias: bool = False) -> None:
+    def __init__(
+        self, irreps: Irreps | str, channels: int, out_features: int, symmetry: str = "O3", bias: bool = False, order: str = "auto"
+    ) -> None:
         super().__init__()
         self.irreps = edge_irreps(irreps)
         if symmetry not in ("O3", "SO3"):
@@ -46,19 +61,50 @@ class AttentionEnhancer(nn.Module):
                     f"enhancer: irreps {odd} do not have the spherical-harmonic parity (-1)^l; their dot "
                     "product with Y_ij would be a pseudo-scalar (use symmetry='SO3' to allow it)"
                 )
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+        self.order = order
         self.dim = self.irreps.dim
+        self.channels = int(channels)
         self.linear = nn.Linear(channels, out_features, bias=bias)
 
-    def forward(self, v_j: Tensor, sh: Tensor) -> Tensor:
-        if v_j.dim() != 3 or v_j.shape[1] != self.dim or sh.dim() != 2 or sh.shape[0] != v_j.shape[0] or sh.shape[1] != self.dim:
+    def atoms_first(self, atoms: int, edges: int) -> bool:
+        """Whether the linear map runs per atom for a graph of this size (see ``order``): when
+        the output is no wider than the features (so no more is gathered per edge) and that
+        needs fewer multiply-adds. A wider output gathered per edge costs more in memory traffic
+        (and its scatter in the backward pass) than the multiply-adds it saves (measured, CPU)."""
+        if self.order != "auto":
+            return self.order == "atoms"
+        d, c, out = self.dim, self.channels, self.linear.out_features
+        return out <= c and atoms * d * c * out + edges * d * out < edges * (d * c + c * out)
+
+    def forward(self, features: Tensor, sh: Tensor, source: Tensor) -> Tensor:
+        if (
+            features.dim() != 3
+            or features.shape[1] != self.dim
+            or features.shape[2] != self.channels
+            or sh.dim() != 2
+            or sh.shape[1] != self.dim
+            or source.shape != sh.shape[:1]
+        ):
             raise ValueError(
-                "AttentionEnhancer: expected v_j [E, "
+                "AttentionEnhancer: expected features [N, "
                 + str(self.dim)
-                + ", C] and sh [E, "
+                + ", "
+                + str(self.channels)
+                + "], sh [E, "
                 + str(self.dim)
-                + "], got "
-                + str(list(v_j.shape))
-                + " and "
+                + "] and source [E], got "
+                + str(list(features.shape))
+                + ", "
                 + str(list(sh.shape))
+                + " and "
+                + str(list(source.shape))
             )
-        return self.linear(torch.einsum("edc,ed->ec", v_j, sh))
+        linear = self.linear
+        if self.atoms_first(features.shape[0], source.shape[0]):
+            projected = torch.matmul(features, linear.weight.t())[source]  # [E, D, out]
+            out = torch.bmm(sh.unsqueeze(1), projected).squeeze(1)
+            bias = linear.bias
+            return out if bias is None else out + bias
+        return linear(torch.bmm(sh.unsqueeze(1), features[source]).squeeze(1))

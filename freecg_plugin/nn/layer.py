@@ -135,7 +135,8 @@ class FreeCGLayer(nn.Module):
 
     Shapes:
         A, B: ``[N, irreps.dim, C]`` -> ``[N, irreps.dim, C]``;
-        ``edge_bias``: v_j ``[E, irreps.dim, C]``, sh ``[E, irreps.dim]`` -> ``[E, enhancer_out]``.
+        ``edge_bias``: features ``[N, irreps.dim, C]``, sh ``[E, irreps.dim]``, source ``[E]``
+        -> ``[E, enhancer_out]``.
     """
 
     def __init__(self, config: FreeCGConfig | None = None, **overrides: Any) -> None:
@@ -188,12 +189,13 @@ class FreeCGLayer(nn.Module):
             term = term * gate
         return term
 
-    def edge_bias(self, v_j: Tensor, sh: Tensor) -> Tensor:
-        """The enhancer's invariant per-edge bias (times its gate): ``[E, enhancer_out]``."""
+    def edge_bias(self, features: Tensor, sh: Tensor, source: Tensor) -> Tensor:
+        """The enhancer's invariant per-edge bias (times its gate) from the senders' ``features``:
+        ``[E, enhancer_out]``."""
         enhancer = self.enhancer
         if enhancer is None:
             raise RuntimeError("this FreeCG layer was built with enhancer=False")
-        bias = enhancer(v_j, sh)
+        bias = enhancer(features, sh, source)
         gate = self.enhancer_gate
         if gate is not None:
             bias = bias * gate

@@ -164,6 +164,11 @@ class TrainConfig:
     accelerator: str = "auto"
     devices: Any = "auto"
     """Lightning ``devices`` (e.g. 4 GPUs: ``accelerator: gpu, devices: 4`` runs DDP)."""
+    num_nodes: int = 1
+    """Lightning ``num_nodes``: machines, each running ``devices`` processes (SLURM or torchrun)."""
+    strategy: str = "auto"
+    """Lightning ``strategy`` (``auto``: DDP when there is more than one process; ``ddp`` forces it,
+    e.g. on the CPU with ``accelerator: cpu, devices: 2``, over gloo)."""
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -183,6 +188,8 @@ class TrainConfig:
                 output=str(values.get("output", "runs/freecg")),
                 accelerator=str(values.get("accelerator", "auto")),
                 devices=values.get("devices", "auto"),
+                num_nodes=int(values.get("num_nodes", 1)),
+                strategy=str(values.get("strategy", "auto")),
             )
         except ValueError as err:
             message = str(err)

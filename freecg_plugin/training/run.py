@@ -65,6 +65,8 @@ def _trainer(config: TrainConfig, output: Path, max_epochs: int, logger: bool = 
         max_epochs=max_epochs,
         accelerator=config.accelerator,
         devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
         logger=loggers,
         callbacks=[checkpoint],
         inference_mode=False,  # forces need autograd in validation and test
@@ -86,7 +88,8 @@ def _check_targets(config: TrainConfig, train_set: AtomsData) -> None:
 
 
 def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optional[int] = None) -> Dict[str, float]:
-    """Train, keep the best checkpoint on validation loss, then test it; returns test metrics.
+    """Train, keep the best checkpoint on validation loss, then test it; returns test metrics
+    (under DDP: on rank 0; the other processes return an empty mapping after training).
 
     Every check on the data (files, units, keys, frame counts, elements, stress labels) runs
     before the first step."""
@@ -131,6 +134,8 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
     start = time.perf_counter()
     trainer.fit(task, *loaders, ckpt_path=resume)
     seconds = time.perf_counter() - start
+    if not trainer.is_global_zero:  # DDP: the other processes stop here; rank 0 tests and reports
+        return {}
     trainer.save_checkpoint(output / "checkpoints" / "last.ckpt")  # the end of the run, for --resume
     done = max(trainer.current_epoch - (_checkpoint_epoch(resume) if resume else 0), 1)
     print(f"trained {done} epochs in {seconds:.1f} s ({seconds / done:.2f} s/epoch)", flush=True)

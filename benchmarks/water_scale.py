@@ -1,0 +1,175 @@
+"""Energy + forces on periodic water boxes of growing size: time per atom and peak memory, every
+host bare and with FreeCG, side by side in one run.
+
+    python benchmarks/water_scale.py [--preset water] [--replicas 1,2,4] [--hosts visnet,painn] [--repeats 3] [--png water_scale.png]
+
+The shipped liquid-water frame (64 H2O, 12.4 Å cubic cell: 192 atoms) is replicated ``r x r x r``
+times (``--replicas 1,2,4``: 192, 1,536 and 12,288 atoms). Hosts and sizes are a ``freecg compare``
+preset's (default ``water``), float32, CPU. Each (size, host, bare or FreeCG) runs in a fresh
+subprocess, so that its peak resident memory (sampled every ms, above the level after building the
+model and the graph) is its own; the time is the median over ``--repeats`` calls after one warm-up
+of energy and forces (no ``create_graph``: the MD path). The neighbour list (vesin's cell list) is
+timed apart. Prints one line per run, then per host the time per atom at the largest size over the
+second largest (flat: within 30 %) and memory per atom; writes the curves as a PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from group_cg import PeakRSS
+from host_step import build_pair
+
+from freecg_plugin.atomistic import Structure, collate, evaluate
+from freecg_plugin.data import dataset, load_npz, locate
+from freecg_plugin.training.compare import preset_path
+from freecg_plugin.training.config import read_yaml_mapping
+
+WATER = "water/deepmd64"
+
+
+def water_box(replicas: int) -> Structure:
+    """The first shipped water frame repeated ``replicas`` times along each cell vector."""
+    entry = dataset(WATER)
+    frames = load_npz(locate(WATER) / entry.files[0].path, entry.energy_unit)
+    frame = frames.structures[0]
+    cell = frame.cell.double()
+    shifts = torch.stack(torch.meshgrid(*[torch.arange(replicas)] * 3, indexing="ij"), -1).reshape(-1, 3).double() @ cell
+    positions = (frame.positions.double()[None] + shifts[:, None]).reshape(-1, 3)
+    return Structure(frame.numbers.repeat(len(shifts)), positions, cell * replicas, True)
+
+
+def one_run(preset: str, host: str, variant: str, replicas: int, repeats: int) -> dict:
+    """Time and memory of one (host, variant, size), measured in this process."""
+    plan = read_yaml_mapping(preset_path(preset), "preset")
+    entry = next(e for e in plan["hosts"] if e["host"] == host)
+    cutoff = float(plan["cutoff"])
+    structure = water_box(replicas)
+    start = time.perf_counter()
+    graph = collate([structure], cutoff)
+    neighbours = time.perf_counter() - start
+    graph.positions, graph.cell, graph.shifts = graph.positions.float(), graph.cell.float(), graph.shifts.float()
+    energy = torch.zeros(1)
+    bare, freecg = build_pair(entry, cutoff, graph, energy)
+    model = bare if variant == "bare" else freecg
+    del bare, freecg
+    evaluate(model, graph, forces=True)  # warm-up (and the group CG kernel's first load)
+    times = []
+    with PeakRSS() as rss:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            evaluate(model, graph, forces=True)
+            times.append(time.perf_counter() - start)
+    return {
+        "host": host,
+        "variant": variant,
+        "atoms": int(graph.numbers.numel()),
+        "edges": int(graph.edge_index.shape[1]),
+        "seconds": statistics.median(times),
+        "neighbour_seconds": neighbours,
+        "peak_bytes": max(rss.bytes, 0),
+    }
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_time, ax_memory) = plt.subplots(1, 2, figsize=(11, 4.2))
+    hosts = sorted({r["host"] for r in results})
+    colours = dict(zip(hosts, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for host in hosts:
+        for variant, style in (("bare", "--"), ("freecg", "-")):
+            rows = sorted((r for r in results if r["host"] == host and r["variant"] == variant), key=lambda r: r["atoms"])
+            atoms = [r["atoms"] for r in rows]
+            label = f"{host}{' + FreeCG' if variant == 'freecg' else ''}"
+            ax_time.plot(atoms, [1e6 * r["seconds"] / r["atoms"] for r in rows], style, marker="o", color=colours[host], label=label)
+            ax_memory.plot(atoms, [r["peak_bytes"] / 2**20 for r in rows], style, marker="o", color=colours[host], label=label)
+    ax_time.set(xscale="log", yscale="log", xlabel="atoms", ylabel="energy + forces, µs per atom", title="time per atom")
+    ax_memory.set(xscale="log", yscale="log", xlabel="atoms", ylabel="peak memory above the model and graph (MiB)", title="memory")
+    ax_time.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    partial = path.with_name(path.stem + ".partial.png")
+    fig.savefig(partial, dpi=120)
+    plt.close(fig)
+    partial.replace(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="water")
+    parser.add_argument("--replicas", default="1,2,4")
+    parser.add_argument("--hosts", default=None, help="comma-separated subset of the preset's hosts")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--png", default="water_scale.png")
+    parser.add_argument("--single", help=argparse.SUPPRESS)  # internal: host,variant,replicas -> JSON
+    args = parser.parse_args()
+    if args.single:
+        host, variant, replicas = args.single.split(",")
+        print(json.dumps(one_run(args.preset, host, variant, int(replicas), args.repeats)))
+        return
+
+    plan = read_yaml_mapping(preset_path(args.preset), "preset")
+    hosts = [e["host"] for e in plan["hosts"] if args.hosts is None or e["host"] in args.hosts.split(",")]
+    sizes = [int(r) for r in args.replicas.split(",")]
+    print(
+        f"water boxes {', '.join(str(192 * r**3) for r in sizes)} atoms; preset {args.preset}; threads={torch.get_num_threads()}",
+        flush=True,
+    )
+    results = []
+    for replicas in sizes:
+        for host in hosts:
+            for variant in ("bare", "freecg"):
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--preset",
+                    args.preset,
+                    "--repeats",
+                    str(args.repeats),
+                    "--single",
+                    f"{host},{variant},{replicas}",
+                ]
+                done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode != 0:
+                    print(f"{host} {variant} {192 * replicas**3} atoms: failed\n{done.stderr[-1500:]}", flush=True)
+                    continue
+                r = json.loads(done.stdout.strip().splitlines()[-1])
+                results.append(r)
+                print(
+                    f"{r['atoms']:>7} atoms {r['edges']:>9} edges  {host:>8} {'+ FreeCG' if variant == 'freecg' else 'bare':>8}: "
+                    f"{1e3 * r['seconds']:9.1f} ms  {1e6 * r['seconds'] / r['atoms']:7.1f} us/atom  "
+                    f"peak {r['peak_bytes'] / 2**20:8.1f} MiB ({r['peak_bytes'] / r['atoms'] / 1024:6.1f} KiB/atom)  "
+                    f"neighbour list {1e3 * r['neighbour_seconds']:7.1f} ms",
+                    flush=True,
+                )
+    plot(results, Path(args.png))
+    largest, second = sorted({r["atoms"] for r in results})[-1], sorted({r["atoms"] for r in results})[-2]
+    for host in hosts:
+        for variant in ("bare", "freecg"):
+            rows = {r["atoms"]: r for r in results if r["host"] == host and r["variant"] == variant}
+            if largest in rows and second in rows:
+                a, b = rows[largest], rows[second]
+                ratio = (a["seconds"] / a["atoms"]) / (b["seconds"] / b["atoms"])
+                memory = (a["peak_bytes"] / a["atoms"]) / max(b["peak_bytes"] / b["atoms"], 1)
+                print(
+                    f"scale {host} {variant}: time per atom {largest}/{second} = {ratio:.2f} (flat within 30 %: {abs(ratio - 1) <= 0.3}); "
+                    f"memory per atom {memory:.2f}"
+                )
+        pair = {(r["variant"], r["atoms"]): r for r in results if r["host"] == host}
+        if ("bare", largest) in pair and ("freecg", largest) in pair:
+            print(f"cost {host} at {largest} atoms: x{pair[('freecg', largest)]['seconds'] / pair[('bare', largest)]['seconds']:.2f}")
+    print(f"curves: {args.png}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Multi-process training: Lightning DDP on the CPU (gloo, 2 processes) against one process with
+the combined batch, through the trainer's own task and data loader (``tests/ddp_steps.py``)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+SCRIPT = Path(__file__).with_name("ddp_steps.py")
+
+
+def _run(out: Path, devices: int, batch: int, steps: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("LOCAL_RANK", None)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), str(out), "--devices", str(devices), "--batch", str(batch), "--steps", str(steps)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return torch.load(out, weights_only=True)
+
+
+def test_two_processes_train_as_one_with_the_combined_batch(tmp_path):
+    steps = 4  # two epochs of 16 frames: the learning-rate scheduler and validation run in between
+    one = _run(tmp_path / "one.pt", devices=1, batch=4, steps=steps)
+    two = _run(tmp_path / "two.pt", devices=2, batch=4, steps=steps)
+    assert one["world_size"] == 1 and two["world_size"] == 2
+    assert len(one["losses"]) == len(two["losses"]) == steps
+    assert torch.allclose(torch.tensor(two["losses"]), torch.tensor(one["losses"]), rtol=1e-4, atol=0)
+    assert all(torch.equal(one["initial"][k], two["initial"][k]) for k in one["initial"])
+    moved = max(float((one["state"][k] - one["initial"][k]).abs().max()) for k in one["state"])
+    apart = max(float((one["state"][k] - two["state"][k]).abs().max()) for k in one["state"])
+    assert moved > 1e-4 and apart < 1e-3 * moved, (moved, apart)  # it trained, and both runs the same way
