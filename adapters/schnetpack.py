@@ -16,11 +16,10 @@ Where the layer goes:
   that with ``symmetry="O3"`` (parity-respecting paths only).
 * **Enhancer** (neither host has attention): the invariant ``Linear(sum_m x_j[m] Y_ij[m])`` is
   added to the per-edge filter in proportion to it, ``W_ij (1 + b_ij)``, so it inherits the
-  filter's cutoff envelope and vanishes smoothly at the cutoff. PaiNN gets one bias per group of K
-  channels (shared by the filter's three parts, as ViSNet has one per attention head): a bias per
-  filter entry (3 x channels per edge) cost more than all of PaiNN's own per-edge work (measured
-  in ``benchmarks/profile_freecg.py``). SO3net gets one per channel. The dot product is invariant
-  in any orthonormal SH basis, so SO3net's native basis is used there.
+  filter's cutoff envelope and vanishes smoothly at the cutoff: one bias per filter entry (PaiNN:
+  3 x channels; SO3net: one per channel, applied per l before SchNetPack spreads the filter over
+  its CG entries). The dot product is invariant in any orthonormal SH basis, so SO3net's native
+  basis is used there.
 
 The write-back is ``A + T`` with T the FreeCG term: no extra self-update term, PaiNN and SO3net add
 the residual themselves. With zero FreeCG weights (the default) or a closed gate, the wrapped model
@@ -88,17 +87,14 @@ class FreeCGPaiNNInteraction(nn.Module):
         self.freecg = freecg
         self.n_atom_basis = interaction.n_atom_basis
         self.use_enhancer = freecg.enhancer is not None
-        f, k = interaction.n_atom_basis, freecg.builder.edges_per_group
-        self.register_buffer("filter_group", (torch.arange(3 * f) % f) // k, persistent=False)  # filter entry -> its group
 
     def forward(
         self, q: Tensor, mu: Tensor, Wij: Tensor, dir_ij: Tensor, idx_i: Tensor, idx_j: Tensor, n_atoms: int
     ) -> tuple[Tensor, Tensor]:
         state = torch.cat([q, mu], dim=1)  # [N, 4, F]: irreps 0e + 1o per channel
-        if self.use_enhancer:  # one bias per group of K channels, for all three parts of the filter
+        if self.use_enhancer:
             sh = torch.cat([torch.ones_like(dir_ij[:, :1]), dir_ij], dim=1)
-            bias = self.freecg.edge_bias(state, sh, idx_j)  # [E, G]
-            Wij = Wij * (1.0 + bias).index_select(1, self.filter_group).unsqueeze(1)
+            Wij = Wij * (1.0 + self.freecg.edge_bias(state, sh, idx_j)[:, None, :])
         x = self.interaction.interatomic_context_net(q)
         x = Wij * x[idx_j]
         dq, dmu_r, dmu_mu = torch.split(x, self.n_atom_basis, dim=-1)
@@ -170,18 +166,17 @@ def splice_painn(
         painn: a ``schnetpack.representation.PaiNN``.
         freecg: FreeCG settings as a mapping (``groups``, ``shuffle``, ``shift``, ``enhancer``,
             ``group_cg``, ``paths``...). The host sets ``irreps="0e+1o"``, ``channels``,
-            ``symmetry="O3"`` and ``enhancer_out`` (one bias per group); ``paths`` default to
+            ``symmetry="O3"`` and ``enhancer_out`` (3 x channels); ``paths`` default to
             :data:`PAINN_PATHS`, ``groups`` to channels / 8 (see ``FreeCGConfig.for_host``).
         layers: which interactions get FreeCG (default all).
         identity_start: make sure the model's outputs are unchanged until trained (the default
             zero weights do it; with a gate, the closed gate does).
     """
     f = painn.n_atom_basis
-    host = dict(irreps="0e+1o", channels=f, symmetry="O3", keep_self_update=False)
+    host = dict(irreps="0e+1o", channels=f, symmetry="O3", enhancer_out=3 * f, keep_self_update=False)
     if identity_start:
         host.update(host_start(freecg))
-    groups = FreeCGConfig.for_host(freecg, host, paths=list(PAINN_PATHS)).groups
-    config = FreeCGConfig.for_host(freecg, {**host, "enhancer_out": groups}, paths=list(PAINN_PATHS))
+    config = FreeCGConfig.for_host(freecg, host, paths=list(PAINN_PATHS))
     _wrap(painn.interactions, FreeCGPaiNNInteraction, config, layers, "PaiNN interaction")
     return painn
 
