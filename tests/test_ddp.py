@@ -36,3 +36,20 @@ def test_two_processes_train_as_one_with_the_combined_batch(tmp_path):
     moved = max(float((one["state"][k] - one["initial"][k]).abs().max()) for k in one["state"])
     apart = max(float((one["state"][k] - two["state"][k]).abs().max()) for k in one["state"])
     assert moved > 1e-4 and apart < 1e-3 * moved, (moved, apart)  # it trained, and both runs the same way
+
+
+def test_freecg_train_runs_on_two_processes_and_reports_once(tmp_path):
+    output = tmp_path / "ddp"
+    overrides = ["accelerator=cpu", "devices=2", "strategy=ddp", "optim.max_epochs=1", "data.n_train=16", "data.n_val=4"]
+    overrides += ["data.n_test=4", f"output={output}", "model.args.num_layers=1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "freecg_plugin.cli", "train", "--config", "small", *overrides],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("| energy |") == 1  # rank 0 alone tests and prints
+    assert (output / "test_metrics.json").is_file() and (output / "checkpoints" / "last.ckpt").is_file()

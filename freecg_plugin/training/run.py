@@ -134,9 +134,9 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
     start = time.perf_counter()
     trainer.fit(task, *loaders, ckpt_path=resume)
     seconds = time.perf_counter() - start
+    trainer.save_checkpoint(output / "checkpoints" / "last.ckpt")  # the end of the run, for --resume (all ranks: a collective)
     if not trainer.is_global_zero:  # DDP: the other processes stop here; rank 0 tests and reports
         return {}
-    trainer.save_checkpoint(output / "checkpoints" / "last.ckpt")  # the end of the run, for --resume
     done = max(trainer.current_epoch - (_checkpoint_epoch(resume) if resume else 0), 1)
     print(f"trained {done} epochs in {seconds:.1f} s ({seconds / done:.2f} s/epoch)", flush=True)
     best = trainer.checkpoint_callback.best_model_path or str(output / "checkpoints" / "last.ckpt")
