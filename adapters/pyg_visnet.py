@@ -81,7 +81,8 @@ class RadiusGraph(nn.Module):
             order = torch.argsort(distance, stable=True)
             order = order[torch.argsort(target[order], stable=True)]  # by target, nearest first
             source, target = source[order], target[order]
-            first = torch.cumsum(torch.bincount(target, minlength=len(pos)), 0) - torch.bincount(target, minlength=len(pos))
+            counts = torch.bincount(target, minlength=len(pos))
+            first = torch.cumsum(counts, 0) - counts  # each target's first edge
             keep = torch.arange(len(target), device=pos.device) - first[target] < self.max_num_neighbors
             source, target = source[keep], target[keep]
             if self.add_self_loops:

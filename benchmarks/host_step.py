@@ -46,21 +46,24 @@ def aspirin_batch(size: int, cutoff: float) -> tuple[GraphBatch, torch.Tensor, t
     return graph, train.energy[:size].float(), torch.cat(train.forces[:size]).float()
 
 
+def preset_hosts(preset: str, hosts: str | None) -> tuple[list[dict], float]:
+    """A ``freecg compare`` preset's host entries (``hosts``: a comma-separated subset) and cutoff."""
+    plan = read_yaml_mapping(preset_path(preset), "preset")
+    wanted = None if hosts is None else set(hosts.split(","))
+    return [e for e in plan["hosts"] if wanted is None or e["host"] in wanted], float(plan["cutoff"])
+
+
+def build_model(entry: dict, cutoff: float, elements: list[int], with_freecg: bool, energy_mean: float = 0.0, energy_std: float = 1.0):
+    """A preset host entry, bare or with FreeCG, from seed 0 (both start from the same host weights)."""
+    torch.manual_seed(0)
+    freecg = dict(entry["freecg"]) if with_freecg else None
+    return build_host(entry["host"], entry.get("args", {}), cutoff, freecg, None, elements, energy_mean, energy_std)
+
+
 def build_pair(entry: dict, cutoff: float, graph: GraphBatch, energy: torch.Tensor) -> tuple[torch.nn.Module, torch.nn.Module]:
     """A preset host entry built bare and with FreeCG, from the same seed."""
-    common = dict(
-        args=entry.get("args", {}),
-        cutoff=cutoff,
-        freecg_layers=None,
-        elements=sorted(set(graph.numbers.tolist())),
-        energy_mean=float(energy.mean()),
-        energy_std=float(energy.std()),
-    )
-    torch.manual_seed(0)
-    bare = build_host(entry["host"], freecg=None, **common)
-    torch.manual_seed(0)
-    freecg = build_host(entry["host"], freecg=dict(entry["freecg"]), **common)
-    return bare, freecg
+    elements = sorted(set(graph.numbers.tolist()))
+    return tuple(build_model(entry, cutoff, elements, f, float(energy.mean()), float(energy.std())) for f in (False, True))
 
 
 def train_step(model: torch.nn.Module, graph: GraphBatch, energy: torch.Tensor, forces: torch.Tensor) -> None:
@@ -83,19 +86,15 @@ def main() -> None:
     parser.add_argument("--hosts", default=None, help="comma-separated subset of the preset's hosts")
     args = parser.parse_args()
 
-    plan = read_yaml_mapping(preset_path(args.preset), "preset")
-    cutoff = float(plan["cutoff"])
+    entries, cutoff = preset_hosts(args.preset, args.hosts)
     graph, energy, forces = aspirin_batch(args.batch, cutoff)
     print(
         f"batch: {args.batch} aspirin frames, {graph.numbers.numel()} atoms, {graph.edge_index.shape[1]} edges; "
         f"threads={torch.get_num_threads()}",
         flush=True,
     )
-    wanted = None if args.hosts is None else set(args.hosts.split(","))
     costs = []
-    for entry in plan["hosts"]:
-        if wanted is not None and entry["host"] not in wanted:
-            continue
+    for entry in entries:
         bare, freecg = build_pair(entry, cutoff, graph, energy)
         assert set_kernel(freecg, "auto") > 0
         runs = {"bare": (bare, None), "kernel": (freecg, "auto"), "torch": (freecg, "torch")}

@@ -24,13 +24,11 @@ import time
 from collections import defaultdict
 
 import torch
-from host_step import aspirin_batch, build_pair, set_kernel, train_step
+from host_step import aspirin_batch, build_pair, preset_hosts, set_kernel, train_step
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from freecg_plugin.atomistic import evaluate
-from freecg_plugin.training.compare import preset_path
-from freecg_plugin.training.config import read_yaml_mapping
 
 
 def phases(model, graph, energy, forces) -> dict[str, float]:
@@ -85,16 +83,12 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args()
 
-    plan = read_yaml_mapping(preset_path(args.preset), "preset")
-    cutoff = float(plan["cutoff"])
+    entries, cutoff = preset_hosts(args.preset, args.hosts)
     graph, energy, forces = aspirin_batch(args.batch, cutoff)
     print(
         f"preset {args.preset}: {args.batch} aspirin frames, {graph.numbers.numel()} atoms, {graph.edge_index.shape[1]} edges; threads={torch.get_num_threads()}"
     )
-    wanted = None if args.hosts is None else set(args.hosts.split(","))
-    for entry in plan["hosts"]:
-        if wanted is not None and entry["host"] not in wanted:
-            continue
+    for entry in entries:
         bare, freecg = build_pair(entry, cutoff, graph, energy)
         models = {"bare": bare, "freecg": freecg}
         times = {name: defaultdict(list) for name in models}

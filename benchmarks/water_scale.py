@@ -25,12 +25,10 @@ from pathlib import Path
 
 import torch
 from group_cg import PeakRSS
-from host_step import build_pair
+from host_step import build_model, preset_hosts
 
 from freecg_plugin.atomistic import Structure, collate, evaluate
 from freecg_plugin.data import dataset, load_npz, locate
-from freecg_plugin.training.compare import preset_path
-from freecg_plugin.training.config import read_yaml_mapping
 
 WATER = "water/deepmd64"
 
@@ -48,18 +46,13 @@ def water_box(replicas: int) -> Structure:
 
 def one_run(preset: str, host: str, variant: str, replicas: int, repeats: int) -> dict:
     """Time and memory of one (host, variant, size), measured in this process."""
-    plan = read_yaml_mapping(preset_path(preset), "preset")
-    entry = next(e for e in plan["hosts"] if e["host"] == host)
-    cutoff = float(plan["cutoff"])
+    (entry,), cutoff = preset_hosts(preset, host)
     structure = water_box(replicas)
     start = time.perf_counter()
     graph = collate([structure], cutoff)
     neighbours = time.perf_counter() - start
     graph.positions, graph.cell, graph.shifts = graph.positions.float(), graph.cell.float(), graph.shifts.float()
-    energy = torch.zeros(1)
-    bare, freecg = build_pair(entry, cutoff, graph, energy)
-    model = bare if variant == "bare" else freecg
-    del bare, freecg
+    model = build_model(entry, cutoff, sorted(set(graph.numbers.tolist())), variant == "freecg")
     evaluate(model, graph, forces=True)  # warm-up (and the group CG kernel's first load)
     times = []
     with PeakRSS() as rss:
@@ -118,8 +111,7 @@ def main() -> None:
         print(json.dumps(one_run(args.preset, host, variant, int(replicas), args.repeats)))
         return
 
-    plan = read_yaml_mapping(preset_path(args.preset), "preset")
-    hosts = [e["host"] for e in plan["hosts"] if args.hosts is None or e["host"] in args.hosts.split(",")]
+    hosts = [e["host"] for e in preset_hosts(args.preset, args.hosts)[0]]
     sizes = [int(r) for r in args.replicas.split(",")]
     print(
         f"water boxes {', '.join(str(192 * r**3) for r in sizes)} atoms; preset {args.preset}; threads={torch.get_num_threads()}",
@@ -153,7 +145,11 @@ def main() -> None:
                     flush=True,
                 )
     plot(results, Path(args.png))
-    largest, second = sorted({r["atoms"] for r in results})[-1], sorted({r["atoms"] for r in results})[-2]
+    sizes_done = sorted({r["atoms"] for r in results})
+    if len(sizes_done) < 2:
+        print(f"curves: {args.png} (one size: no scaling to report)")
+        return
+    second, largest = sizes_done[-2:]
     for host in hosts:
         for variant in ("bare", "freecg"):
             rows = {r["atoms"]: r for r in results if r["host"] == host and r["variant"] == variant}

@@ -11,14 +11,19 @@ import torch
 SCRIPT = Path(__file__).with_name("ddp_steps.py")
 
 
-def _run(out: Path, devices: int, batch: int, steps: int) -> dict:
+def _env() -> dict:
+    """One thread per process; no rank inherited from a launcher around pytest."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env.pop("LOCAL_RANK", None)
+    return env
+
+
+def _run(out: Path, devices: int, batch: int, steps: int) -> dict:
     done = subprocess.run(
         [sys.executable, str(SCRIPT), str(out), "--devices", str(devices), "--batch", str(batch), "--steps", str(steps)],
         capture_output=True,
         text=True,
-        env=env,
+        env=_env(),
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -42,12 +47,11 @@ def test_freecg_train_runs_on_two_processes_and_reports_once(tmp_path):
     output = tmp_path / "ddp"
     overrides = ["accelerator=cpu", "devices=2", "strategy=ddp", "optim.max_epochs=1", "data.n_train=16", "data.n_val=4"]
     overrides += ["data.n_test=4", f"output={output}", "model.args.num_layers=1"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run(
         [sys.executable, "-m", "freecg_plugin.cli", "train", "--config", "small", *overrides],
         capture_output=True,
         text=True,
-        env=env,
+        env=_env(),
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]

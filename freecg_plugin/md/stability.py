@@ -15,7 +15,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from .observables import histogram_mae, rdf
+from .observables import _cells, _frames, histogram_mae, rdf
 
 __all__ = ["BOND_TOLERANCE", "bond_lengths", "first_bond_failure", "first_rdf_failure", "molecular_bonds"]
 
@@ -43,9 +43,7 @@ def molecular_bonds(numbers: Sequence[int], positions) -> np.ndarray:
 
 def bond_lengths(positions, bonds: np.ndarray) -> np.ndarray:
     """Lengths ``[T, B]`` of ``bonds`` in every frame of ``positions [T, N, 3]``."""
-    positions = np.asarray(positions, dtype=np.float64)
-    if positions.ndim == 2:
-        positions = positions[None]
+    positions = _frames(positions)
     return np.linalg.norm(positions[:, bonds[:, 1]] - positions[:, bonds[:, 0]], axis=-1)
 
 
@@ -75,8 +73,8 @@ def first_rdf_failure(
         reference: per pair, the reference g(r) on the same bins (from the reference frames).
         pairs: species pairs, e.g. ``[(8, 8), (8, 1), (1, 1)]`` for water, or ``[None]`` (all atoms).
     """
-    positions = np.asarray(positions, dtype=np.float64)
-    cells = np.broadcast_to(np.asarray(cell, dtype=np.float64), (positions.shape[0], 3, 3))
+    positions = _frames(positions)
+    cells = _cells(cell, positions.shape[0])
     if len(reference) != len(pairs):
         raise ValueError(f"{len(reference)} reference RDFs for {len(pairs)} pairs")
     step = max(window // 2, 1)
