@@ -26,6 +26,7 @@ class FreeCGCalculator(Calculator):
     def __init__(self, checkpoint: str, device: str = "cpu", dtype: torch.dtype = torch.float64, **kwargs) -> None:
         super().__init__(**kwargs)
         task = load_task(checkpoint, device)
+        self.config = task.config  # the training config (data, model, recipe)
         self.elements = task.elements
         self.model = task.inference_model.to(dtype).eval()
         self.cutoff = task.config.model.cutoff
@@ -34,7 +35,8 @@ class FreeCGCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
-        check_elements(torch.as_tensor(self.atoms.numbers), self.elements)
+        if "numbers" in system_changes:
+            check_elements(torch.as_tensor(self.atoms.numbers), self.elements)
         pbc = tuple(bool(p) for p in self.atoms.pbc)
         structure = Structure(
             torch.tensor(self.atoms.numbers, dtype=torch.long, device=self.device),
@@ -42,10 +44,10 @@ class FreeCGCalculator(Calculator):
             torch.tensor(np.asarray(self.atoms.cell), dtype=self.dtype, device=self.device) if any(pbc) else None,
             pbc,
         )
-        bulk = structure.fully_periodic
-        out = evaluate(self.model, collate([structure], self.cutoff, allow_isolated=True), forces=True, stress=bulk)
+        want_stress = structure.fully_periodic and "stress" in properties  # the strain derivative only when asked
+        out = evaluate(self.model, collate([structure], self.cutoff, allow_isolated=True), forces=True, stress=want_stress)
         energy = float(out["energy"][0].detach()) * self.scale
         self.results = {"energy": energy, "free_energy": energy, "forces": out["forces"].detach().cpu().numpy() * self.scale}
-        if bulk:
+        if want_stress:
             stress = out["stress"][0].detach().cpu().numpy() * self.scale
             self.results["stress"] = stress.reshape(9)[[0, 4, 8, 5, 2, 1]]  # Voigt: xx yy zz yz xz xy

@@ -1,4 +1,5 @@
-"""The ``freecg`` command line: ``train``, ``test``, ``evaluate``, ``compare`` and ``data``.
+"""The ``freecg`` command line: ``train``, ``test``, ``evaluate``, ``compare``, ``md``, ``md-compare``
+and ``data``.
 It parses arguments and hands over; errors come out as one line (exit code 2)."""
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="freecg", description="FreeCG potentials: train, test, evaluate, compare, and reference data.")
     parser.add_argument("--version", action="version", version=f"freecg-plugin {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,test,evaluate,compare,data}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,test,evaluate,compare,md,md-analyse,md-compare,data}")
     overrides = dict(nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. data.train=my.xyz optim.lr=1e-3 model.freecg=null")
 
     train = commands.add_parser(
@@ -79,6 +80,60 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--print-config", action="store_true", help="print the plan with overrides applied, and exit")
     compare.add_argument("overrides", **overrides)
 
+    md = commands.add_parser(
+        "md",
+        help="molecular dynamics with a trained model (ASE integrators), resumable, stopped when unstable",
+        description="Simulate with a `freecg train` checkpoint: trajectory.extxyz, log.csv, state.npz and summary.json in "
+        "--output, written as the run goes; --resume continues an interrupted run exactly; a run that becomes unstable "
+        "(a bond off by more than --bond-tolerance, an RDF off by more than --rdf-threshold) or explodes stops with a message. "
+        "`freecg md-analyse OUTPUT` adds observables and plots.",
+    )
+    md.add_argument("--checkpoint", required=True, help="a `freecg train` checkpoint")
+    md.add_argument("--output", required=True, help="folder for the run")
+    md.add_argument("--structure", help="starting structure: a file ASE reads, or a dataset name (default: the checkpoint's data)")
+    md.add_argument("--frame", type=int, default=0, help="frame of --structure (default 0; -1: the last)")
+    md.add_argument("--ensemble", default="langevin", help="nve, langevin (NVT), nose-hoover (NVT), npt (default langevin)")
+    md.add_argument("--temperature", type=float, default=300.0, help="K: initial velocities and thermostat (default 300)")
+    md.add_argument("--timestep", type=float, default=0.5, help="fs (default 0.5)")
+    md.add_argument("--time", type=float, default=10.0, help="ps to simulate (default 10)")
+    md.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs (default 0.01)")
+    md.add_argument("--tdamp", type=float, help="Nose-Hoover time constant, fs (default 100 steps)")
+    md.add_argument("--pressure", type=float, default=1.0, help="NPT pressure, bar (default 1)")
+    md.add_argument("--pdamp", type=float, help="NPT barostat time constant, fs (default 1000 steps)")
+    md.add_argument("--seed", type=int, default=0)
+    md.add_argument("--dtype", default="float64", help="float64 (default) or float32")
+    md.add_argument("--device", default="cpu")
+    md.add_argument("--log-every", type=int, default=10, help="steps between log.csv rows (default 10)")
+    md.add_argument("--save-every", type=int, default=20, help="steps between saved frames and states (default 20)")
+    md.add_argument("--keep-going", action="store_true", help="record instability but do not stop at it")
+    md.add_argument("--bond-tolerance", type=float, default=0.5, help="molecules: Å a bond may deviate (default 0.5)")
+    md.add_argument("--rdf-threshold", type=float, help="cells: RDF error that makes a 1 ps window unstable (water 3.0, LiPS 1.0)")
+    md.add_argument("--rdf-pairs", help="element pairs for the RDF check, e.g. O-O,O-H,H-H (default: all atoms)")
+    md.add_argument("--rdf-window", type=float, default=1.0, help="ps per RDF window (default 1)")
+    md.add_argument("--reference", help="reference frames (file or dataset name; default: the checkpoint's training data)")
+    md.add_argument("--resume", action="store_true", help="continue the run in --output from its last saved state")
+    md.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    analyse = commands.add_parser(
+        "md-analyse",
+        help="observables of a `freecg md` run against its reference frames: stability, h(r)/RDF, drift, diffusivity, PNGs",
+    )
+    analyse.add_argument("run", metavar="OUTPUT", help="the --output folder of a `freecg md` run")
+
+    md_compare = commands.add_parser(
+        "md-compare",
+        help="host vs host + FreeCG through the same MD protocol, several seeds: stable time, observables, drift, speed",
+        description="Run each system's models through `freecg md` for each seed, analyse, and write md_comparison.md/.json/.png. "
+        "Finished runs are kept and interrupted ones resume, so re-running continues a plan. "
+        f"Shipped plans (--preset NAME): {_shipped('md_compare')}.",
+    )
+    md_source = md_compare.add_mutually_exclusive_group(required=True)
+    md_source.add_argument("--config", help="MD comparison plan (YAML)")
+    md_source.add_argument("--preset", help="a shipped plan")
+    md_compare.add_argument("--output", help="override the output folder")
+    md_compare.add_argument("--report-only", action="store_true", help="only collect finished runs into the report")
+    md_compare.add_argument("overrides", **overrides)
+
     data = commands.add_parser("data", help="public reference datasets: list, fetch, path")
     actions = data.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="every dataset freecg knows, and where it is now")
@@ -93,7 +148,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "test": _test, "evaluate": _evaluate, "compare": _compare, "data": _data}
+    handlers = {
+        "train": _train, "test": _test, "evaluate": _evaluate, "compare": _compare, "md": _md, "md-analyse": _md_analyse,
+        "md-compare": _md_compare, "data": _data,
+    }  # fmt: skip
     try:
         handlers[args.command](args)
     except ModuleNotFoundError as err:
@@ -106,7 +164,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"freecg: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("freecg: interrupted; `--resume` (train) or re-running (compare) continues", file=sys.stderr)
+        print("freecg: interrupted; `--resume` (train, md) or re-running (compare, md-compare) continues", file=sys.stderr)
         return 130
     return 0
 
@@ -166,6 +224,46 @@ def _compare(args) -> None:
 
         print(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False), end="")
         return
+    report(config) if args.report_only else run_plan(config)
+
+
+def _md(args) -> None:
+    from .md import MDConfig, simulate
+
+    config = MDConfig(
+        checkpoint=args.checkpoint, output=args.output, structure=args.structure, frame=args.frame, ensemble=args.ensemble,
+        temperature=args.temperature, timestep=args.timestep, time=args.time, friction=args.friction, tdamp=args.tdamp,
+        pressure=args.pressure, pdamp=args.pdamp, seed=args.seed, dtype=args.dtype, device=args.device, log_every=args.log_every,
+        save_every=args.save_every, stop_unstable=not args.keep_going, bond_tolerance=args.bond_tolerance,
+        rdf_threshold=args.rdf_threshold, rdf_pairs=args.rdf_pairs.split(",") if args.rdf_pairs else None, rdf_window=args.rdf_window,
+        reference=args.reference,
+    )  # fmt: skip
+    run = simulate(config, resume=args.resume, progress=not args.quiet)
+    if run.status == "completed":
+        print(f"completed: {run.steps} steps ({run.stable_time:.3f} ps), {run.ns_per_day:.3g} ns/day; {args.output}")
+    else:
+        stopped = run.steps * config.timestep / 1000
+        print(
+            f"{run.status} from {run.stable_time:.3f} ps: {run.reason}; stopped at {stopped:.3f} ps; all written up to it is in {args.output}"
+        )
+
+
+def _md_analyse(args) -> None:
+    from .md import analyse
+
+    result = analyse(args.run)
+    print("\n".join(f"{key}: {value}" for key, value in result.items() if not isinstance(value, (dict, list))))
+
+
+def _md_compare(args) -> None:
+    from .md.compare import load_md_compare_config, report, run_plan
+    from .training.config import config_path
+
+    config = load_md_compare_config(
+        config_path(args.config, "md_compare") if args.config else config_path(args.preset, "md_compare"), args.overrides
+    )
+    if args.output:
+        config.output = args.output
     report(config) if args.report_only else run_plan(config)
 
 

@@ -13,11 +13,11 @@ from typing import Dict
 __all__ = ["shipped_config", "shipped_configs"]
 
 _HERE = Path(__file__).parent
-KINDS = ("train", "compare")
+KINDS = ("train", "compare", "md_compare")
 
 
 def shipped_configs(kind: str) -> Dict[str, str]:
-    """``{name: first comment line}`` of the shipped configs of ``kind`` (``train``/``compare``)."""
+    """``{name: first comment line}`` of the shipped configs of ``kind`` (one of :data:`KINDS`)."""
     out = {}
     for path in sorted((_HERE / kind).glob("*.yaml")):
         first = path.read_text().splitlines()[0] if path.stat().st_size else ""

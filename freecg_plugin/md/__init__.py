@@ -1,5 +1,8 @@
-"""Molecular dynamics with FreeCG models: observables of trajectories and stability criteria."""
+"""Molecular dynamics with FreeCG models: ``freecg md`` runs (ASE integrators, resumable, stopped
+when unstable), observables of trajectories, the MD-stability criteria, and their analysis."""
 
+from .analysis import analyse, read_log
+from .config import ENSEMBLES, MDConfig
 from .observables import (
     Diffusivity,
     EnergyDrift,
@@ -11,21 +14,30 @@ from .observables import (
     rdf,
     unwrap,
 )
+from .simulation import MDRun, check_start, load_structure, simulate
 from .stability import BOND_TOLERANCE, bond_lengths, first_bond_failure, first_rdf_failure, molecular_bonds
 
 __all__ = [
     "BOND_TOLERANCE",
+    "ENSEMBLES",
     "Diffusivity",
     "EnergyDrift",
+    "MDConfig",
+    "MDRun",
+    "analyse",
     "bond_lengths",
+    "check_start",
     "diffusivity",
     "distance_histogram",
     "energy_drift",
     "first_bond_failure",
     "first_rdf_failure",
     "histogram_mae",
+    "load_structure",
     "mean_squared_displacement",
     "molecular_bonds",
     "rdf",
+    "read_log",
+    "simulate",
     "unwrap",
 ]

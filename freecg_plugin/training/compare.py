@@ -36,7 +36,7 @@ from .equal_parameters import FINE_ARGS, WIDTH_ARGS, Widened, widen_host
 from .hosts import HOSTS
 from .report import epoch_curves, write_atomic
 
-__all__ = ["CompareConfig", "Run", "load_compare_config", "plan", "preset_path", "report", "run_plan"]
+__all__ = ["CompareConfig", "Run", "load_compare_config", "mean_std", "plan", "preset_path", "report", "run_plan", "train_in_subprocess"]
 
 BUDGETS = ("epochs", "time", "parameters")
 BUDGET_NAMES = {"epochs": "equal epochs", "time": "equal time", "parameters": "equal parameters"}
@@ -249,13 +249,15 @@ def _results(output: Path, run: Run) -> Optional[Dict[str, Any]]:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _execute(output: Path, run: Run, budget_seconds: Optional[float]) -> None:
-    folder = output / run.folder
+def train_in_subprocess(config: Dict[str, Any], folder: Path, name: str) -> None:
+    """``freecg train`` of the config mapping ``config`` in ``folder`` (its config.yaml and
+    train.log), resuming from the folder's last checkpoint when there is one.
+
+    Raises:
+        RuntimeError: the training failed (naming ``name`` and its log).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    config = copy.deepcopy(run.config)
-    if budget_seconds is not None:
-        config["optim"]["max_time_s"] = float(budget_seconds)
-    config["output"] = str(folder)
+    config = dict(config, output=str(folder))
     write_atomic(folder / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
     command = [sys.executable, "-m", "freecg_plugin.cli", "train", "--config", str(folder / "config.yaml")]
     last = folder / "checkpoints" / "last.ckpt"
@@ -264,7 +266,14 @@ def _execute(output: Path, run: Run, budget_seconds: Optional[float]) -> None:
     with open(folder / "train.log", "a") as log:
         code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
     if code != 0:
-        raise RuntimeError(f"run {run.name} failed (exit {code}); see {folder / 'train.log'}")
+        raise RuntimeError(f"run {name} failed (exit {code}); see {folder / 'train.log'}")
+
+
+def _execute(output: Path, run: Run, budget_seconds: Optional[float]) -> None:
+    config = copy.deepcopy(run.config)
+    if budget_seconds is not None:
+        config["optim"]["max_time_s"] = float(budget_seconds)
+    train_in_subprocess(config, output / run.folder, run.name)
 
 
 def run_plan(config: CompareConfig, progress: bool = True) -> Dict[str, Any]:
@@ -296,7 +305,7 @@ def run_plan(config: CompareConfig, progress: bool = True) -> Dict[str, Any]:
     return report(config, runs)
 
 
-def _mean_std(values: List[float]) -> Dict[str, Any]:
+def mean_std(values: List[float]) -> Dict[str, Any]:
     """Mean, sample standard deviation, count and the values themselves."""
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
@@ -353,7 +362,7 @@ def report(config: CompareConfig, runs: Optional[List[Run]] = None) -> Dict[str,
             "runs": [m["folder"] for m in members],
         }
         for key, _ in COLUMNS:
-            row[key] = _mean_std([float(m[key]) for m in members])
+            row[key] = mean_std([float(m[key]) for m in members])
         rows.append(row)
     verdicts = _verdicts(rows)
     result = {
@@ -385,7 +394,7 @@ def verdict(freecg: Sequence[float], host: Sequence[float]) -> str:
     """
     if len(freecg) < 2 or len(host) < 2:
         return "undecided (one seed)"
-    a, b = _mean_std([float(v) for v in freecg]), _mean_std([float(v) for v in host])
+    a, b = mean_std([float(v) for v in freecg]), mean_std([float(v) for v in host])
     difference = a["mean"] - b["mean"]
     error = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
     if abs(difference) <= VERDICT_SPREAD * error:

@@ -11,7 +11,7 @@ from ..data import AtomsData, dataset, load_ase, load_file, load_npz, load_rmd17
 from ..data.units import ENERGY_UNITS
 from .config import DataConfig
 
-__all__ = ["atom_energies", "load_data", "reference_offsets"]
+__all__ = ["atom_energies", "load_data", "load_pool", "reference_offsets"]
 
 
 def _load_dataset(d: DataConfig) -> Tuple[AtomsData, Optional[AtomsData]]:
@@ -34,6 +34,12 @@ def _load_file(path: str, d: DataConfig) -> AtomsData:
     if d.energy_unit is None:
         raise ValueError(f"{path}: data.energy_unit is required for your own files (one of {sorted(ENERGY_UNITS)})")
     return load_file(path, d.energy_unit, d.keys)
+
+
+def load_pool(d: DataConfig) -> AtomsData:
+    """Every frame of the training source ``d`` names (a dataset's pool of train + validation
+    frames, or the ``train`` file), in the data's unit: the reference frames of a simulation."""
+    return _load_dataset(d)[0] if d.dataset is not None else _load_file(d.train, d)
 
 
 def load_data(d: DataConfig) -> Tuple[AtomsData, AtomsData, AtomsData]:
