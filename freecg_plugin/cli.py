@@ -88,29 +88,42 @@ def _parser() -> argparse.ArgumentParser:
         "(a bond off by more than --bond-tolerance, an RDF off by more than --rdf-threshold) or explodes stops with a message. "
         "`freecg md-analyse OUTPUT` adds observables and plots.",
     )
-    md.add_argument("--checkpoint", required=True, help="a `freecg train` checkpoint")
+    unset = dict(default=argparse.SUPPRESS)  # options not given stay unset: defaults, or the resumed run's settings
+    md.add_argument("--checkpoint", help="a `freecg train` checkpoint (with --resume: the run's own)", **unset)
     md.add_argument("--output", required=True, help="folder for the run")
-    md.add_argument("--structure", help="starting structure: a file ASE reads, or a dataset name (default: the checkpoint's data)")
-    md.add_argument("--frame", type=int, default=0, help="frame of --structure (default 0; -1: the last)")
-    md.add_argument("--ensemble", default="langevin", help="nve, langevin (NVT), nose-hoover (NVT), npt (default langevin)")
-    md.add_argument("--temperature", type=float, default=300.0, help="K: initial velocities and thermostat (default 300)")
-    md.add_argument("--timestep", type=float, default=0.5, help="fs (default 0.5)")
-    md.add_argument("--time", type=float, default=10.0, help="ps to simulate (default 10)")
-    md.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs (default 0.01)")
-    md.add_argument("--tdamp", type=float, help="Nose-Hoover time constant, fs (default 100 steps)")
-    md.add_argument("--pressure", type=float, default=1.0, help="NPT pressure, bar (default 1)")
-    md.add_argument("--pdamp", type=float, help="NPT barostat time constant, fs (default 1000 steps)")
-    md.add_argument("--seed", type=int, default=0)
-    md.add_argument("--dtype", default="float64", help="float64 (default) or float32")
-    md.add_argument("--device", default="cpu")
-    md.add_argument("--log-every", type=int, default=10, help="steps between log.csv rows (default 10)")
-    md.add_argument("--save-every", type=int, default=20, help="steps between saved frames and states (default 20)")
-    md.add_argument("--keep-going", action="store_true", help="record instability but do not stop at it")
-    md.add_argument("--bond-tolerance", type=float, default=0.5, help="molecules: Å a bond may deviate (default 0.5)")
-    md.add_argument("--rdf-threshold", type=float, help="cells: RDF error that makes a 1 ps window unstable (water 3.0, LiPS 1.0)")
-    md.add_argument("--rdf-pairs", help="element pairs for the RDF check, e.g. O-O,O-H,H-H (default: all atoms)")
-    md.add_argument("--rdf-window", type=float, default=1.0, help="ps per RDF window (default 1)")
-    md.add_argument("--reference", help="reference frames (file or dataset name; default: the checkpoint's training data)")
+    md.add_argument("--structure", help="starting structure: a file ASE reads, or a dataset name (default: the checkpoint's data)", **unset)
+    md.add_argument("--frame", type=int, help="frame of --structure (default 0; -1: the last)", **unset)
+    md.add_argument("--ensemble", help="nve, langevin (NVT), nose-hoover (NVT), npt (default langevin)", **unset)
+    md.add_argument("--temperature", type=float, help="K: initial velocities and thermostat (default 300)", **unset)
+    md.add_argument("--timestep", type=float, help="fs (default 0.5)", **unset)
+    md.add_argument("--time", type=float, help="ps to simulate (default 10; with --resume, a longer time extends the run)", **unset)
+    md.add_argument("--friction", type=float, help="Langevin friction, 1/fs (default 0.01)", **unset)
+    md.add_argument("--tdamp", type=float, help="Nose-Hoover time constant, fs (default 100 steps)", **unset)
+    md.add_argument("--pressure", type=float, help="NPT pressure, bar (default 1)", **unset)
+    md.add_argument("--pdamp", type=float, help="NPT barostat time constant, fs (default 1000 steps)", **unset)
+    md.add_argument("--seed", type=int, help="initial velocities and Langevin noise (default 0)", **unset)
+    md.add_argument("--dtype", help="float64 (default) or float32", **unset)
+    md.add_argument("--device", help="cpu (default), cuda...", **unset)
+    md.add_argument("--log-every", dest="log_every", type=int, help="steps between log.csv rows (default 10)", **unset)
+    md.add_argument("--save-every", dest="save_every", type=int, help="steps between saved frames and states (default 20)", **unset)
+    md.add_argument("--keep-going", dest="stop_unstable", action="store_false", help="record instability, do not stop at it", **unset)
+    md.add_argument("--bond-tolerance", dest="bond_tolerance", type=float, help="molecules: Å a bond may deviate (default 0.5)", **unset)
+    md.add_argument(
+        "--rdf-threshold",
+        dest="rdf_threshold",
+        type=float,
+        help="cells: RDF error making a 1 ps window unstable (water 3.0, LiPS 1.0)",
+        **unset,
+    )
+    md.add_argument(
+        "--rdf-pairs",
+        dest="rdf_pairs",
+        type=lambda text: text.split(","),
+        help="RDF check pairs, e.g. O-O,O-H,H-H (default: all atoms)",
+        **unset,
+    )
+    md.add_argument("--rdf-window", dest="rdf_window", type=float, help="ps per RDF window (default 1)", **unset)
+    md.add_argument("--reference", help="reference frames (file or dataset name; default: the checkpoint's training data)", **unset)
     md.add_argument("--resume", action="store_true", help="continue the run in --output from its last saved state")
     md.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -228,16 +241,17 @@ def _compare(args) -> None:
 
 
 def _md(args) -> None:
-    from .md import MDConfig, simulate
+    from dataclasses import fields
 
-    config = MDConfig(
-        checkpoint=args.checkpoint, output=args.output, structure=args.structure, frame=args.frame, ensemble=args.ensemble,
-        temperature=args.temperature, timestep=args.timestep, time=args.time, friction=args.friction, tdamp=args.tdamp,
-        pressure=args.pressure, pdamp=args.pdamp, seed=args.seed, dtype=args.dtype, device=args.device, log_every=args.log_every,
-        save_every=args.save_every, stop_unstable=not args.keep_going, bond_tolerance=args.bond_tolerance,
-        rdf_threshold=args.rdf_threshold, rdf_pairs=args.rdf_pairs.split(",") if args.rdf_pairs else None, rdf_window=args.rdf_window,
-        reference=args.reference,
-    )  # fmt: skip
+    from .md import MDConfig, simulate, stored_config
+
+    given = {f.name: getattr(args, f.name) for f in fields(MDConfig) if hasattr(args, f.name)}
+    if args.resume:
+        config = MDConfig(**{**stored_config(args.output).to_dict(), **given})
+    elif "checkpoint" not in given:
+        raise ValueError("md: --checkpoint is required for a new run")
+    else:
+        config = MDConfig(**given)
     run = simulate(config, resume=args.resume, progress=not args.quiet)
     if run.status == "completed":
         print(f"completed: {run.steps} steps ({run.stable_time:.3f} ps), {run.ns_per_day:.3g} ns/day; {args.output}")

@@ -109,7 +109,8 @@ def test_a_killed_langevin_run_resumes_bit_for_bit(ethanol_model, tmp_path):
     process.wait()
     saved = np.load(tmp_path / "cut" / "state.npz")
     assert 0 < int(saved["nsteps"]) < 600
-    resumed = subprocess.run(_md_command(ethanol_model, tmp_path / "cut", *settings, "--resume"), capture_output=True, text=True)
+    resume = [str(FREECG), "md", "--output", str(tmp_path / "cut"), "--resume", "--quiet"]  # settings come from the run
+    resumed = subprocess.run(resume, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     whole, cut = read(tmp_path / "whole" / "trajectory.extxyz", ":"), read(trajectory, ":")
     assert len(whole) == len(cut) == 31
@@ -173,6 +174,23 @@ def test_periodic_md_wraps_atoms_and_conserves_energy_across_the_boundary(copper
     moved.positions[0] += start.cell[0] - start.cell[2]  # one atom by lattice vectors: the same crystal
     moved.calc, start.calc = calc, calc
     assert moved.get_potential_energy() == pytest.approx(start.get_potential_energy(), abs=1e-9)
+
+
+def test_npt_changes_the_volume_and_resumes_with_its_barostat(copper_model, tmp_path):
+    start = emt_frames([2], seed=7)[0]
+    start.calc = None
+    write(tmp_path / "start.xyz", start, format="extxyz")
+    base = dict(checkpoint=str(copper_model), structure=str(tmp_path / "start.xyz"), ensemble="npt", temperature=300, timestep=1.0,
+                pressure=1e4, tdamp=20.0, pdamp=50.0, save_every=5, log_every=5)  # fmt: skip
+    simulate(MDConfig(output=str(tmp_path / "whole"), time=0.04, **base), progress=False)
+    simulate(MDConfig(output=str(tmp_path / "parts"), time=0.02, **base), progress=False)
+    simulate(MDConfig(output=str(tmp_path / "parts"), time=0.04, **base), resume=True, progress=False)
+    log = read_log(tmp_path / "whole" / "log.csv")
+    assert np.ptp(log["volume_A3"]) > 1e-3 * log["volume_A3"][0]  # the barostat moved the cell
+    a, b = read(tmp_path / "whole" / "trajectory.extxyz", -1), read(tmp_path / "parts" / "trajectory.extxyz", -1)
+    np.testing.assert_allclose(b.cell.array, a.cell.array, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(b.positions, a.positions, rtol=0, atol=1e-12)
+    assert (tmp_path / "whole" / "log.csv").read_text() == (tmp_path / "parts" / "log.csv").read_text()
 
 
 def test_bad_input_fails_in_one_line_before_any_step(ethanol_model, copper_model, tmp_path):

@@ -14,7 +14,7 @@ from .observables import (
     rdf,
     unwrap,
 )
-from .simulation import MDRun, check_start, load_structure, simulate
+from .simulation import MDRun, check_start, load_structure, simulate, stored_config
 from .stability import BOND_TOLERANCE, bond_lengths, first_bond_failure, first_rdf_failure, molecular_bonds
 
 __all__ = [
@@ -39,5 +39,6 @@ __all__ = [
     "rdf",
     "read_log",
     "simulate",
+    "stored_config",
     "unwrap",
 ]

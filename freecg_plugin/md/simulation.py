@@ -38,7 +38,7 @@ from .integrators import build_dynamics, integrator_state, restore_integrator_st
 from .observables import histogram_mae, rdf
 from .stability import bond_lengths, molecular_bonds
 
-__all__ = ["MDRun", "OVERLAP_DISTANCE", "check_start", "closest_pair", "load_structure", "simulate"]
+__all__ = ["MDRun", "OVERLAP_DISTANCE", "check_start", "closest_pair", "load_structure", "simulate", "stored_config"]
 
 OVERLAP_DISTANCE = 0.5
 """Å: two atoms closer than this overlap (a bad start, or a collapsed simulation)."""
@@ -340,6 +340,18 @@ def _progress(config: MDConfig, done: int, show: bool):
 
     tty = sys.stderr.isatty()
     return tqdm(total=config.steps, initial=done, unit="step", disable=not show, mininterval=0.5 if tty else 30.0, dynamic_ncols=tty)
+
+
+def stored_config(output) -> MDConfig:
+    """The config of the run in folder ``output`` (to resume it without repeating its settings).
+
+    Raises:
+        ValueError: the folder holds no ``freecg md`` run.
+    """
+    path = Path(output) / "run.json"
+    if not path.is_file():
+        raise ValueError(f"md: nothing to resume in {output} (no run.json)")
+    return MDConfig(**dict(json.loads(path.read_text())["config"], output=str(output)))
 
 
 def simulate(config: MDConfig, resume: bool = False, progress: bool = True) -> MDRun:
