@@ -268,7 +268,9 @@ class ViSNetPotential(nn.Module):
         super().__init__()
         self.visnet = visnet
 
-    def forward(self, numbers: Tensor, positions: Tensor, batch: Tensor, edge_index: Tensor, edge_vec: Tensor, num_graphs: int) -> Tensor:
+    def features(self, numbers: Tensor, positions: Tensor, batch: Tensor, edge_index: Tensor, edge_vec: Tensor) -> Tuple[Tensor, Tensor]:
+        """The final per-atom features: scalars ``x [N, H]`` and ``vec [N, (lmax + 1)^2 - 1, H]``
+        (l = 1 first, Cartesian x, y, z), after ViSNet's output norms."""
         rep = self.visnet.representation_model
         n = numbers.shape[0]
         loops = torch.arange(n, device=numbers.device)
@@ -287,7 +289,10 @@ class ViSNetPotential(nn.Module):
             x, vec = x + dx, vec + dvec
             if dedge is not None:
                 edge_attr = edge_attr + dedge
-        x, vec = rep.out_norm(x), rep.vec_out_norm(vec)
+        return rep.out_norm(x), rep.vec_out_norm(vec)
+
+    def forward(self, numbers: Tensor, positions: Tensor, batch: Tensor, edge_index: Tensor, edge_vec: Tensor, num_graphs: int) -> Tensor:
+        x, vec = self.features(numbers, positions, batch, edge_index, edge_vec)
         model = self.visnet
         atomic = model.output_model.pre_reduce(x, vec) * model.std
         if model.prior_model is not None:

@@ -30,7 +30,7 @@ Everything here stays ``torch.jit.script``-able (``spkdeploy`` uses TorchScript)
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 import schnetpack.properties as properties
 import torch
@@ -257,7 +257,7 @@ class SchNetPackPotential(nn.Module):
         self.head = build_mlp(n_in=n_atom_basis, n_out=1, n_layers=2)
         self.mean, self.std = float(mean), float(std)
 
-    def forward(self, numbers: Tensor, positions: Tensor, batch: Tensor, edge_index: Tensor, edge_vec: Tensor, num_graphs: int) -> Tensor:
+    def _representation(self, numbers: Tensor, positions: Tensor, batch: Tensor, edge_index: Tensor, edge_vec: Tensor):
         inputs = {
             properties.Z: numbers,
             properties.R: positions,
@@ -266,5 +266,18 @@ class SchNetPackPotential(nn.Module):
             properties.idx_j: edge_index[0],
             properties.idx_m: batch,
         }
-        atomic = self.head(self.representation(inputs)["scalar_representation"]).squeeze(-1)
+        return self.representation(inputs)
+
+    def features(self, numbers: Tensor, positions: Tensor, batch: Tensor, edge_index: Tensor, edge_vec: Tensor) -> Tuple[Tensor, Tensor]:
+        """The final per-atom features: scalars ``[N, F]`` and l = 1 vectors ``[N, 3, F]``
+        (Cartesian x, y, z): PaiNN's vector representation, SO3net's l = 1 block reordered from
+        the real spherical harmonics' (y, z, x)."""
+        out = self._representation(numbers, positions, batch, edge_index, edge_vec)
+        if "vector_representation" in out:
+            return out["scalar_representation"], out["vector_representation"]
+        return out["scalar_representation"], torch.roll(out["multipole_representation"][:, 1:4], 1, 1)
+
+    def forward(self, numbers: Tensor, positions: Tensor, batch: Tensor, edge_index: Tensor, edge_vec: Tensor, num_graphs: int) -> Tensor:
+        out = self._representation(numbers, positions, batch, edge_index, edge_vec)
+        atomic = self.head(out["scalar_representation"]).squeeze(-1)
         return atomic.new_zeros(num_graphs).index_add(0, batch, atomic) * self.std + self.mean

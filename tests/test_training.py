@@ -194,8 +194,8 @@ def test_frame_graphs_are_built_once_and_batch_as_collate_does():
     assert torch.equal(graph.edge_index, expected.edge_index) and torch.equal(graph.shifts, expected.shifts.float())
     assert torch.equal(graph.batch, expected.batch) and torch.equal(graph.cell, expected.cell.float())
     assert graph.edge_index.dtype == torch.long and graph.num_graphs == 3
-    assert sorted(frames._graphs) == [1, 3, 4]
-    cached = frames._graphs[1].edge_index
+    assert sorted(frames.graphs._graphs) == [1, 3, 4]
+    cached = frames.graphs._graphs[1].edge_index
     again = frames([1, 0])  # frame 1 is not rebuilt
-    assert frames._graphs[1].edge_index is cached and sorted(frames._graphs) == [0, 1, 3, 4]
+    assert frames.graphs._graphs[1].edge_index is cached and sorted(frames.graphs._graphs) == [0, 1, 3, 4]
     assert torch.equal(again["graph"].edge_index[:, : cached.shape[1]], cached.long())

@@ -49,6 +49,8 @@ class Dataset:
         energy_unit: unit of the energies in its files.
         energy_key: energy key of its extxyz files.
         unpack: the download is an archive to unpack beside it.
+        prepare: the command that makes the dataset locally (from an installed package), for
+            sets that are converted rather than downloaded.
     """
 
     name: str
@@ -60,6 +62,7 @@ class Dataset:
     files: Tuple[DataFile, ...]
     energy_key: str = "energy"
     unpack: bool = False
+    prepare: Optional[str] = None
 
     def select(self, split: Optional[str] = None) -> Tuple[DataFile, ...]:
         """The files of rMD17 split ``split`` (``"01"``..``"05"``), or all files."""
@@ -144,7 +147,9 @@ def locate(name: str, split: Optional[str] = None) -> Path:
                 return root
             looked.append(str(root / "rmd17" / "**" / "npz_data" / f"rmd17_{molecule}.npz"))
     what = name if split is None else f"{name} split {split}"
-    if any(f.url for f in files):
+    if entry.prepare:
+        hint = f"run: {entry.prepare}"
+    elif any(f.url for f in files):
         hint = "run: freecg data fetch " + name + (f" --split {split}" if split and entry.format == "rmd17" else "")
     else:
         hint = "it travels with the source repository only (examples/data in a git checkout)"
@@ -185,6 +190,8 @@ def fetch(name: str, split: Optional[str] = None, root: Optional[Path] = None, p
     paths = []
     for file in entry.select(split):
         url = _url(file)
+        if url is None and entry.prepare:
+            raise ValueError(f"{name} is not downloaded but made here: run {entry.prepare}")
         if url is None:
             raise ValueError(f"{name}: {file.path} is not published for download; it travels with the source repository (examples/data)")
         target = root / file.path
@@ -232,4 +239,6 @@ def describe(name: str) -> str:
             return str(locate(name))
         except FileNotFoundError:
             pass
+    if entry.prepare:
+        return f"not here: {entry.prepare}"
     return f"not here: freecg data fetch {name}" if any(f.url for f in entry.files) else "source checkout only"

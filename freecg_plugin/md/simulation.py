@@ -473,7 +473,9 @@ def simulate(config: MDConfig, resume: bool = False, progress: bool = True) -> M
                 save()
                 stop = stop or watch.on_frame(atoms, now_ps)
                 bar.update(dynamics.nsteps - bar.n)
-                bar.set_postfix_str(f"{now_ps:.2f} ps, {_ns_per_day(config, wall, timed):.3g} ns/day, T {atoms.get_temperature():.0f} K")
+                bar.set_postfix_str(
+                    f"{now_ps:.2f} ps, {_ns_per_day(config, wall, timed):.3g} ns/day, T {atoms.get_temperature():.0f} K", refresh=False
+                )
             if stop is not None and first_failure is None:
                 first_failure = stop
             if first_failure is not None and (config.stop_unstable or stop is not None and stop[0] == "exploded"):

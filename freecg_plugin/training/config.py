@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 __all__ = [
     "DataConfig",
@@ -32,6 +32,7 @@ def build_dataclass(cls, values: Mapping[str, Any] | None, where: str):
 
 
 ENERGY_LOSSES = ("auto", "total", "per_atom")
+TASKS = ("potential", "properties")
 
 
 @dataclass
@@ -169,6 +170,23 @@ class TrainConfig:
     strategy: str = "auto"
     """Lightning ``strategy`` (``auto``: DDP when there is more than one process; ``ddp`` forces it,
     e.g. on the CPU with ``accelerator: cpu, devices: 2``, over gloo)."""
+    task: str = "potential"
+    """``potential`` (energies and forces) or ``properties`` (molecular properties, ``targets``)."""
+    targets: Optional[List[str]] = None
+    """``task: properties``: QM9 target names (``mu, alpha, homo, lumo, gap, r2, zpve, U0, U, H, G, Cv``)."""
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {list(TASKS)}, got {self.task!r}")
+        if self.task == "properties":
+            from ..properties.model import PROPERTY_HOSTS
+            from ..properties.qm9 import check_targets
+
+            check_targets(self.targets or [])
+            if self.model.host not in PROPERTY_HOSTS:
+                raise ValueError(f"task properties: model.host must be one of {list(PROPERTY_HOSTS)}, got {self.model.host!r}")
+        elif self.targets:
+            raise ValueError("targets go with task: properties")
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -190,6 +208,8 @@ class TrainConfig:
                 devices=values.get("devices", "auto"),
                 num_nodes=int(values.get("num_nodes", 1)),
                 strategy=str(values.get("strategy", "auto")),
+                task=str(values.get("task", "potential")),
+                targets=None if values.get("targets") is None else [str(t) for t in values["targets"]],
             )
         except ValueError as err:
             message = str(err)

@@ -19,7 +19,7 @@ from .data import atom_energies, load_data, reference_offsets
 from .report import metrics, metrics_table, plot_learning_curves, plot_parity, save_metrics, write_atomic
 from .task import PotentialTask, check_elements, frame_loader, load_task, torch_device
 
-__all__ = ["evaluate_file", "load_data", "test", "train"]
+__all__ = ["evaluate_file", "load_data", "peak_memory_mb", "test", "train", "trainer_for"]
 
 
 def data_fingerprint(*sets: AtomsData) -> str:
@@ -46,7 +46,7 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
 
 
-def _trainer(config: TrainConfig, output: Path, max_epochs: int, logger: bool = True) -> L.Trainer:
+def trainer_for(config: TrainConfig, output: Path, max_epochs: int, logger: bool = True) -> L.Trainer:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
@@ -92,7 +92,12 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
     (under DDP: on rank 0; the other processes return an empty mapping after training).
 
     Every check on the data (files, units, keys, frame counts, elements, stress labels) runs
-    before the first step."""
+    before the first step. ``task: properties`` trains molecular properties instead
+    (:func:`freecg_plugin.properties.training.train_properties`)."""
+    if config.task == "properties":
+        from ..properties.training import train_properties
+
+        return train_properties(config, resume, max_epochs)
     L.seed_everything(config.optim.seed, workers=True, verbose=False)
     output = Path(config.output)
     train_set, val_set, test_set = load_data(config.data)
@@ -125,7 +130,7 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
         frame_loader(val_set, cutoff, config.optim.batch_size, shuffle=False),
     )
     epochs = max_epochs if max_epochs is not None else config.optim.max_epochs
-    trainer = _trainer(config, output, epochs)
+    trainer = trainer_for(config, output, epochs)
     print(
         f"training {sum(p.numel() for p in task.model.parameters()):,} parameters on {len(train_set)} frames "
         f"({len(val_set)} validation, {len(test_set)} test) for {epochs} epochs -> {output}",

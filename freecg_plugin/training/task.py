@@ -13,7 +13,17 @@ from ..data import AtomsData
 from .config import TrainConfig
 from .hosts import build_host
 
-__all__ = ["FrameCollate", "PotentialTask", "build_potential", "check_elements", "frame_loader", "load_task", "torch_device"]
+__all__ = [
+    "FrameCollate",
+    "GraphCache",
+    "PotentialTask",
+    "RecipeTask",
+    "build_potential",
+    "check_elements",
+    "frame_loader",
+    "load_task",
+    "torch_device",
+]
 
 
 def check_elements(numbers: Tensor, elements: Optional[list]) -> None:
@@ -71,35 +81,46 @@ def load_task(checkpoint, device="cpu") -> PotentialTask:
         raise ValueError(f"{path}: not a readable freecg checkpoint ({reason[:200]})") from None
 
 
-class FrameCollate:
-    """Turns a list of frame indices into ``{"graph": GraphBatch, "energy": [B], "forces": [N, 3],
-    "atoms": [B]}`` and ``"stress": [B, 3, 3]`` when the data has it (float32).
+class GraphCache:
+    """Each structure's neighbour list, built the first time the structure is asked for and kept
+    (the structures do not change during training): edges as int32, periodic shifts as int8,
+    about 11 bytes per edge. Later batches only concatenate."""
 
-    The frames do not change during training, so each frame's neighbour list is built the first
-    time the frame is asked for and kept (edges as int32, periodic shifts as int8: about 11 bytes
-    per edge), and later batches only concatenate.
-    """
-
-    def __init__(self, data: AtomsData, cutoff: float) -> None:
-        self.data, self.cutoff = data, cutoff
+    def __init__(self, structures, cutoff: float, source: str = "") -> None:
+        self.structures, self.cutoff, self.source = structures, cutoff, source
         self._graphs: Dict[int, GraphBatch] = {}
 
     def graph(self, index: int) -> GraphBatch:
-        """Frame ``index`` as a batch of one, with its neighbour list (built once)."""
+        """Structure ``index`` as a batch of one, with its neighbour list (built once)."""
         graph = self._graphs.get(index)
         if graph is None:
             try:
-                graph = frame_graph(self.data.structures[index], self.cutoff)
+                graph = frame_graph(self.structures[index], self.cutoff)
             except ValueError as err:
-                raise ValueError(f"{self.data.source}: frame {index}: {err}") from None
+                raise ValueError(f"{self.source}: frame {index}: {err}") from None
             graph.positions, graph.cell = graph.positions.float(), graph.cell.float()
             graph.edge_index, graph.shifts = graph.edge_index.int(), graph.shifts.to(torch.int8)
             self._graphs[index] = graph
         return graph
 
-    def __call__(self, indices) -> Dict[str, Any]:
+    def batch(self, indices) -> GraphBatch:
+        """The structures ``indices`` as one batch (float32 positions)."""
         graph = concatenate([self.graph(i) for i in indices])
         graph.edge_index, graph.shifts = graph.edge_index.long(), graph.shifts.float()
+        return graph
+
+
+class FrameCollate:
+    """Turns a list of frame indices into ``{"graph": GraphBatch, "energy": [B], "forces": [N, 3],
+    "atoms": [B]}`` and ``"stress": [B, 3, 3]`` when the data has it (float32); graphs from a
+    :class:`GraphCache`."""
+
+    def __init__(self, data: AtomsData, cutoff: float) -> None:
+        self.data = data
+        self.graphs = GraphCache(data.structures, cutoff, data.source)
+
+    def __call__(self, indices) -> Dict[str, Any]:
+        graph = self.graphs.batch(indices)
         out = {
             "graph": graph,
             "energy": self.data.energy[list(indices)].float(),
@@ -120,9 +141,46 @@ def frame_loader(data: AtomsData, cutoff: float, batch_size: int, shuffle: bool,
     )
 
 
-class PotentialTask(L.LightningModule):
-    """Energy + force MSE (weights from the config), AdamW with linear warm-up then
-    reduce-on-plateau, optional EMA of the weights (used for validation, test and export)."""
+class RecipeTask(L.LightningModule):
+    """The training recipe every task shares: AdamW with linear warm-up then reduce-on-plateau on
+    ``val_loss``, and an optional EMA of the weights (used for validation, test and export).
+    Subclasses build ``self.model`` and then call :meth:`_setup_ema`."""
+
+    config: TrainConfig
+    model: torch.nn.Module
+
+    def _setup_ema(self) -> None:
+        decay = self.config.optim.ema_decay
+        self.ema: Optional[torch.optim.swa_utils.AveragedModel] = None
+        if decay:
+            self.ema = torch.optim.swa_utils.AveragedModel(
+                self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True
+            )
+
+    @property
+    def inference_model(self):
+        return self.ema.module if self.ema is not None else self.model
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        warmup = self.config.optim.warmup_steps
+        if warmup and self.global_step < warmup:
+            for group in optimizer.param_groups:
+                group["lr"] = self.config.optim.lr * (self.global_step + 1) / warmup
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+
+    def configure_optimizers(self):
+        optim = self.config.optim
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=optim.plateau_factor, patience=optim.plateau_patience)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss", "interval": "epoch"}}
+
+
+class PotentialTask(RecipeTask):
+    """Energy + force MSE (weights from the config), with the shared recipe (:class:`RecipeTask`)."""
 
     def __init__(
         self,
@@ -140,16 +198,7 @@ class PotentialTask(L.LightningModule):
         self.elements = sorted(int(z) for z in elements) if elements is not None else None
         self.config = TrainConfig.from_dict(config)
         self.model = build_potential(self.config, energy_mean, energy_std, self.elements, avg_num_neighbors, atom_energies)
-        decay = self.config.optim.ema_decay
-        self.ema: Optional[torch.optim.swa_utils.AveragedModel] = None
-        if decay:
-            self.ema = torch.optim.swa_utils.AveragedModel(
-                self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True
-            )
-
-    @property
-    def inference_model(self):
-        return self.ema.module if self.ema is not None else self.model
+        self._setup_ema()
 
     def predict_batch(self, batch: Dict[str, Any], training: bool = False, stress: bool = False) -> Dict[str, Tensor]:
         model = self.model if training else self.inference_model
@@ -182,20 +231,3 @@ class PotentialTask(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         self._losses(batch, self.predict_batch(batch), "val")
-
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        if self.ema is not None:
-            self.ema.update_parameters(self.model)
-
-    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
-        warmup = self.config.optim.warmup_steps
-        if warmup and self.global_step < warmup:
-            for group in optimizer.param_groups:
-                group["lr"] = self.config.optim.lr * (self.global_step + 1) / warmup
-        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-
-    def configure_optimizers(self):
-        optim = self.config.optim
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=optim.plateau_factor, patience=optim.plateau_patience)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss", "interval": "epoch"}}
