@@ -25,7 +25,7 @@ MOLECULES = ("aspirin", "ethanol", "benzene", "naphthalene", "toluene")  # shipp
 
 
 def _cell(v: dict) -> str:
-    f, h = v["force_mae_freecg"], v["force_mae_host"]
+    f, h = v["freecg"], v["host_error"]
     spread = f" (± {100 * f['std'] / h['mean']:.0f} %)" if f["n"] > 1 else ""
     better, seeds = v["seeds_better"]
     return f"{v['change_percent']:+.1f} %{spread} {v['verdict']}, {better}/{seeds}"
@@ -69,7 +69,7 @@ def plot(results: dict, path: Path) -> None:
             found = {v["host"]: v for v in result["verdicts"] if v["budget"] == budget}
             xs = [h + (m - (len(results) - 1) / 2) * width for h, host in enumerate(hosts) if host in found]
             ys = [found[host]["change_percent"] for host in hosts if host in found]
-            es = [100 * found[host]["force_mae_freecg"]["std"] / found[host]["force_mae_host"]["mean"] for host in hosts if host in found]
+            es = [100 * found[host]["freecg"]["std"] / found[host]["host_error"]["mean"] for host in hosts if host in found]
             ax.bar(xs, ys, width, yerr=es, capsize=2, label=molecule)
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xticks(range(len(hosts)), hosts, rotation=30)

@@ -168,6 +168,9 @@ def test_plan_pairs_share_everything_but_the_model(tmp_path):
         ({"optim": {"learning_rate": 1}}, "unknown keys"),
         ({"colour": "red"}, "unknown keys \\['colour'\\]"),
         ({"ablation": {"args": {}}}, "ablation needs"),
+        ({"task": "properties", "targets": ["mu"], "hosts": TINY_HOSTS[:1], "budgets": ["epochs", "parameters"]}, "no parameters budget"),
+        ({"task": "properties", "targets": ["dipole"], "hosts": TINY_HOSTS[:1]}, "unknown target"),
+        ({"task": "properties", "targets": ["mu"], "hosts": TINY_HOSTS[1:]}, "model.host must be one of"),
     ],
 )
 def test_bad_plans_name_the_problem(change, message, tmp_path):
@@ -182,6 +185,10 @@ def test_presets_load():
         config = load_compare_config(preset_path(name))
         assert {h["host"] for h in config.hosts} == set(HOSTS)
         assert len(config.seeds) >= 3 and sorted(config.budgets) == sorted(BUDGETS)
+    for name in ("qm9", "qm9_full"):
+        config = load_compare_config(preset_path(name))
+        assert config.task == "properties" and {"mu", "U0", "gap", "r2"} <= set(config.targets)
+        assert {h["host"] for h in config.hosts} == {"visnet", "painn"} and config.budgets == ["epochs", "time"]
     with pytest.raises(ValueError, match="neither a file nor a shipped compare config"):
         preset_path("huge")
 
@@ -238,3 +245,32 @@ def test_tiny_comparison_end_to_end_and_resume(tmp_path):
     assert (victim / "test_metrics.json").is_file()
     assert (victim / "train.log").read_text().count(" parameters on ") == 2  # the victim ran again, from its checkpoint
     assert stamps == {r["key"]: os.path.getmtime(output / "runs" / r["key"] / "test_metrics.json") for r in runs[1:]}
+
+
+def test_tiny_property_comparison_reports_every_target(tmp_path):
+    """task: properties: one host, two seeds, equal epochs and equal time, a verdict per target."""
+    output = tmp_path / "out"
+    plan = {
+        **tiny_plan(output, TINY_HOSTS[:1]),
+        "task": "properties",
+        "targets": ["mu", "gap"],
+        "data": {"dataset": "qm9/subset10k", "n_train": 32, "n_val": 8, "n_test": 16},
+        "seeds": [1, 2],
+        "budgets": ["epochs", "time"],
+        "optim": {"lr": 1e-3, "batch_size": 16, "max_epochs": 2, "warmup_steps": 2},
+    }
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
+    result = compare(tmp_path / "plan.yaml")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((output / "comparison.json").read_text())
+    assert report["metrics"] == ["mu_mae", "gap_mae"]
+    rows = {(r["host"], r["variant"], r["budget"]): r for r in report["rows"]}
+    assert set(rows) == {("painn", "host", "epochs"), ("painn", "host + FreeCG", "epochs"), ("painn", "host", "time")}
+    assert len({r["data_fingerprint"] for r in rows.values()}) == 1
+    for r in rows.values():
+        assert r["mu_mae"]["n"] == 2 and r["mu_mae"]["mean"] > 0 and r["gap_mae"]["mean"] > 0
+    verdicts = {(v["budget"], v["metric"]) for v in report["verdicts"]}
+    assert verdicts == {(b, m) for b in ("epochs", "time") for m in ("mu_mae", "gap_mae")}
+    markdown = (output / "comparison.md").read_text()
+    assert "| painn | host + FreeCG | equal epochs |" in markdown and "| mu MAE |" in markdown and "| gap MAE |" in markdown
+    assert (output / "target_mae.png").stat().st_size > 0 and (output / "learning_curves.png").stat().st_size > 0

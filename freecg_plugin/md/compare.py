@@ -38,8 +38,9 @@ _MD_KEYS = {f.name for f in fields(MDConfig)} - {"checkpoint", "output", "seed"}
 
 @dataclass
 class MDCompareConfig:
-    """A plan: ``systems`` (each ``{name, md: {...}, models: {host: {...}, host + FreeCG: {...}}}``),
-    ``md`` settings shared by all systems (a system's own ``md`` wins), ``seeds`` and ``output``."""
+    """A plan: ``systems`` (each ``{name, md: {...}, models: {host: {...}, host + FreeCG: {...}}}``,
+    optionally its own ``seeds``), ``md`` settings shared by all systems (a system's own ``md``
+    wins), ``seeds`` and ``output``."""
 
     systems: List[Dict[str, Any]]
     seeds: List[int] = field(default_factory=lambda: [1, 2, 3])
@@ -55,7 +56,7 @@ class MDCompareConfig:
         if None in names or len(set(names)) != len(names):
             raise ValueError(f"md-compare: every system needs a unique name, got {names}")
         for system in self.systems:
-            unknown = sorted(set(system) - {"name", "md", "models"})
+            unknown = sorted(set(system) - {"name", "md", "models", "seeds"})
             if unknown:
                 raise ValueError(f"md-compare: system {system['name']}: unknown keys {unknown}")
             for key in set(self.md) | set(system.get("md") or {}):
@@ -74,6 +75,10 @@ def load_md_compare_config(path, overrides: Sequence[str] = ()) -> MDCompareConf
     """A plan from YAML (a path or a shipped name), with ``key=value`` overrides (``seeds=[1]``,
     ``md.time=2``, ``output=...``)."""
     return build_dataclass(MDCompareConfig, read_config(path, overrides, "md-compare plan"), str(path))
+
+
+def _seeds(config: MDCompareConfig, system: Dict[str, Any]) -> List[int]:
+    return list(system.get("seeds") or config.seeds)
 
 
 def _slug(arm: str) -> str:
@@ -107,7 +112,7 @@ def _md_config(config: MDCompareConfig, system: Dict[str, Any], arm: str, seed: 
 def run_plan(config: MDCompareConfig, progress: bool = True) -> Dict[str, Any]:
     """Run (or finish) every simulation of the plan, analyse each, then write the report."""
     for system in config.systems:
-        for index, seed in enumerate(config.seeds):
+        for index, seed in enumerate(_seeds(config, system)):
             for arm in ARMS:
                 md = _md_config(config, system, arm, seed, _checkpoint(config, system, arm, index))
                 folder = Path(md.output)
@@ -125,7 +130,7 @@ def _collect(config: MDCompareConfig) -> List[Dict[str, Any]]:
     for system in config.systems:
         for arm in ARMS:
             results = []
-            for seed in config.seeds:
+            for seed in _seeds(config, system):
                 path = Path(config.output) / system["name"] / _slug(arm) / f"seed_{seed}" / "analysis.json"
                 if path.is_file():
                     results.append(json.loads(path.read_text()))
@@ -165,7 +170,7 @@ def markdown(rows: List[Dict[str, Any]], config: MDCompareConfig) -> str:
         if not mine:
             continue
         settings = dict(config.md, **(system.get("md") or {}))
-        lines += [f"## {system['name']}", "", f"protocol: {settings}; seeds {config.seeds}", ""]
+        lines += [f"## {system['name']}", "", f"protocol: {settings}; seeds {_seeds(config, system)}", ""]
         lines += [
             "| arm | seeds | stable time (ps) | ran to the end | observable error | NVE drift (meV/atom/ps) | T (K) | ns/day | cost |"
         ]

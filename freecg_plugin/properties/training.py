@@ -137,6 +137,13 @@ class PropertyTask(RecipeTask):
             self._losses(batch, self.predict_batch(batch), "val")
 
 
+def _fingerprint(*sets: PropertyData) -> str:
+    """Which molecules went where (QM9 numbers of each set): equal for runs that saw the same split."""
+    import hashlib
+
+    return hashlib.sha256(repr([s.index.tolist() for s in sets]).encode()).hexdigest()[:16]
+
+
 def _mean_neighbours(data: PropertyData, cutoff: float) -> float:
     from ..training.run import mean_neighbours
 
@@ -183,6 +190,7 @@ def train_properties(config: TrainConfig, resume: Optional[str] = None, max_epoc
         parameters=sum(p.numel() for p in task.model.parameters()),
         peak_memory_mb=peak_memory_mb(),
         seed=config.optim.seed,
+        data_fingerprint=_fingerprint(train_set, val_set, test_set),
     )
     save_metrics(results, output / "test_metrics.json")
     plot_learning_curves(output / "logs", output / "learning_curves.png", "standardised")

@@ -66,6 +66,9 @@ class CompareConfig:
         ablation: ``{args, groups: [G1, G2]}`` for the ViSNet ablation (``null``: none).
         output: folder for the runs and the report.
         accelerator: Lightning accelerator for every run.
+        task: ``potential`` (energies and forces; compared on the test force MAE) or
+            ``properties`` (compared on each target's test MAE).
+        targets: ``task: properties``: the property targets (e.g. ``[mu, U0, gap, r2]``).
     """
 
     hosts: List[Dict[str, Any]]
@@ -77,6 +80,8 @@ class CompareConfig:
     ablation: Optional[Dict[str, Any]] = None
     output: str = "runs/compare"
     accelerator: str = "cpu"
+    task: str = "potential"
+    targets: Optional[List[str]] = None
 
     def __post_init__(self) -> None:
         if not self.hosts:
@@ -92,7 +97,11 @@ class CompareConfig:
             raise ValueError(f"compare: budgets must be a non-empty subset of {list(BUDGETS)}, got {self.budgets}")
         if not self.seeds:
             raise ValueError("compare: `seeds` is empty")
-        TrainConfig.from_dict({"data": self.data, "optim": self.optim}, "compare")  # checks the shared sections
+        task = {"task": self.task, "targets": self.targets} if self.task != "potential" else {}
+        for entry in self.hosts:  # checks the shared sections, and each host against the task
+            TrainConfig.from_dict({"data": self.data, "optim": self.optim, "model": {"host": entry["host"]}, **task}, "compare")
+        if self.task == "properties" and ("parameters" in self.budgets or self.ablation is not None):
+            raise ValueError("compare: task properties compares at equal epochs and equal time (no parameters budget, no ablation)")
         if self.ablation is not None:
             unknown = sorted(set(self.ablation) - {"args", "groups"})
             if unknown or len(self.ablation.get("groups", [])) != 2:
@@ -175,6 +184,8 @@ def plan(config: CompareConfig, widened: Optional[Dict[str, Widened]] = None) ->
             "optim": optim,
             "accelerator": config.accelerator,
         }
+        if config.task != "potential":
+            train.update(task=config.task, targets=list(config.targets))
         key = _key(train, time_of)
         if key not in runs:
             runs[key] = Run(key, [], budget, seed, train, time_of)
@@ -325,6 +336,11 @@ COLUMNS = (
 )
 
 
+def compared_metrics(config: CompareConfig) -> List[str]:
+    """The test errors a plan compares: ``forces_mae``, or each target's ``<target>_mae``."""
+    return ["forces_mae"] if config.task == "potential" else [f"{t}_mae" for t in config.targets]
+
+
 def report(config: CompareConfig, runs: Optional[List[Run]] = None) -> Dict[str, Any]:
     """Collect finished runs into ``comparison.json``/``.md`` and the PNG plots; returns the JSON.
 
@@ -333,6 +349,7 @@ def report(config: CompareConfig, runs: Optional[List[Run]] = None) -> Dict[str,
     """
     output = Path(config.output)
     runs = runs if runs is not None else plan(config)
+    metrics = compared_metrics(config)
     by_key = {run.key: run for run in runs}
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     unit = None
@@ -346,7 +363,7 @@ def report(config: CompareConfig, runs: Optional[List[Run]] = None) -> Dict[str,
     fingerprints: Dict[tuple, set] = {}
     for (label, _, _), members in groups.items():
         for m in members:
-            fingerprints.setdefault((label, m["seed"]), set()).add(m["data_fingerprint"])
+            fingerprints.setdefault((label, m["seed"]), set()).add(m.get("data_fingerprint"))
     mixed = {k: v for k, v in fingerprints.items() if len(v) > 1}
     if mixed:
         raise RuntimeError(f"compare: runs of one host and seed saw different data: {mixed}")
@@ -358,23 +375,25 @@ def report(config: CompareConfig, runs: Optional[List[Run]] = None) -> Dict[str,
             "budget": budget,
             "width": _width(by_key[members[0]["key"]]) if budget == "parameters" else None,
             "seeds": [m["seed"] for m in members],
-            "data_fingerprint": members[0]["data_fingerprint"],
+            "data_fingerprint": members[0].get("data_fingerprint"),
             "runs": [m["folder"] for m in members],
         }
-        for key, _ in COLUMNS:
-            row[key] = mean_std([float(m[key]) for m in members])
+        for key in metrics + [key for key, _ in COLUMNS if key not in metrics]:
+            if all(key in m for m in members):
+                row[key] = mean_std([float(m[key]) for m in members])
         rows.append(row)
-    verdicts = _verdicts(rows)
+    verdicts = _verdicts(rows, metrics)
     result = {
         "unit": unit,
+        "metrics": metrics,
         "rows": rows,
         "verdicts": verdicts,
         "plan": {"seeds": config.seeds, "budgets": config.budgets, "data": config.data, "optim": config.optim, "cutoff": config.cutoff},
     }
     write_atomic(output / "comparison.json", lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1)))
     write_atomic(output / "comparison.md", lambda tmp: Path(tmp).write_text(markdown(result)))
-    _plot_force_mae(rows, unit, output / "force_mae.png")
-    _plot_learning_curves(output, runs, output / "learning_curves.png", unit)
+    _plot_errors(rows, metrics, unit, output / ("force_mae.png" if metrics == ["forces_mae"] else "target_mae.png"))
+    _plot_learning_curves(output, runs, output / "learning_curves.png", unit, "val_forces_mae" if metrics == ["forces_mae"] else "val_loss")
     print(markdown(result), flush=True)
     return result
 
@@ -402,8 +421,9 @@ def verdict(freecg: Sequence[float], host: Sequence[float]) -> str:
     return "helps" if difference < 0 else "hurts"
 
 
-def _verdicts(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Per host and budget: FreeCG's change of test force MAE against the bare host, and the verdict."""
+def _verdicts(rows: List[Dict[str, Any]], metrics: Sequence[str] = ("forces_mae",)) -> List[Dict[str, Any]]:
+    """Per host, budget and compared metric: FreeCG's change of the test error against the bare
+    host's, and the verdict (``freecg`` / ``host``: mean ± std over seeds)."""
     index = {(r["host"], r["variant"], r["budget"]): r for r in rows}
     out = []
     for (host, variant, _), row in index.items():
@@ -413,22 +433,23 @@ def _verdicts(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             bare = index.get((host, "host", budget))
             if bare is None:
                 continue
-            change = 100 * (row["forces_mae"]["mean"] / bare["forces_mae"]["mean"] - 1)
-            ours, theirs = dict(zip(row["seeds"], row["forces_mae"]["values"])), dict(zip(bare["seeds"], bare["forces_mae"]["values"]))
-            shared = sorted(set(ours) & set(theirs))
-            out.append(
-                {
-                    "host": host,
-                    "budget": budget,
-                    "force_mae_freecg": row["forces_mae"],
-                    "force_mae_host": bare["forces_mae"],
-                    "change_percent": change,
-                    "verdict": verdict(row["forces_mae"]["values"], bare["forces_mae"]["values"]),
-                    "seeds_better": [sum(ours[seed] < theirs[seed] for seed in shared), len(shared)],
-                    "parameters": [row["parameters"]["mean"], bare["parameters"]["mean"]],
-                    "cost_per_epoch": row["seconds_per_epoch"]["mean"] / bare["seconds_per_epoch"]["mean"],
-                }
-            )
+            for metric in metrics:
+                ours, theirs = dict(zip(row["seeds"], row[metric]["values"])), dict(zip(bare["seeds"], bare[metric]["values"]))
+                shared = sorted(set(ours) & set(theirs))
+                out.append(
+                    {
+                        "host": host,
+                        "budget": budget,
+                        "metric": metric,
+                        "freecg": row[metric],
+                        "host_error": bare[metric],
+                        "change_percent": 100 * (row[metric]["mean"] / bare[metric]["mean"] - 1),
+                        "verdict": verdict(row[metric]["values"], bare[metric]["values"]),
+                        "seeds_better": [sum(ours[seed] < theirs[seed] for seed in shared), len(shared)],
+                        "parameters": [row["parameters"]["mean"], bare["parameters"]["mean"]],
+                        "cost_per_epoch": row["seconds_per_epoch"]["mean"] / bare["seconds_per_epoch"]["mean"],
+                    }
+                )
     return out
 
 
@@ -438,10 +459,20 @@ def _fmt(stat: Dict[str, float], digits: int = 3) -> str:
     return f"{stat['mean']:.{digits}f}"
 
 
+def _metric_name(metric: str) -> str:
+    return "force MAE" if metric == "forces_mae" else f"{metric[: -len('_mae')]} MAE"
+
+
 def markdown(result: Dict[str, Any]) -> str:
     unit = result["unit"] or "energy unit"
-    lines = [f"Test errors in {unit} (forces per Å); mean ± std over seeds where more than one.", ""]
-    header = ["host", "variant", "budget", *[name for _, name in COLUMNS]]
+    metrics = result.get("metrics", ["forces_mae"])
+    if metrics == ["forces_mae"]:
+        lines = [f"Test errors in {unit} (forces per Å); mean ± std over seeds where more than one.", ""]
+        columns = list(COLUMNS)
+    else:
+        lines = ["Test MAE per target in its unit (meV for energies, D, bohr^3, bohr^2, cal/mol/K); mean ± std over seeds.", ""]
+        columns = [(m, _metric_name(m)) for m in metrics] + [c for c in COLUMNS if not c[0].startswith(("forces", "energy"))]
+    header = ["host", "variant", "budget", *[name for _, name in columns]]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     pair_rank = {("host", "epochs"): 0, ("host + FreeCG", "epochs"): 1, ("host", "time"): 2, ("host", "parameters"): 3}
     first = {}
@@ -458,26 +489,26 @@ def markdown(result: Dict[str, Any]) -> str:
     for _, r in sorted(enumerate(result["rows"]), key=order):
         variant = r["variant"] + (f" ({r['width']})" if r.get("width") else "")
         cells = [r["host"], variant, BUDGET_NAMES[r["budget"]]]
-        for key, _ in COLUMNS:
+        for key, _ in columns:
             digits = (
                 0
                 if key in ("parameters", "epochs", "peak_memory_mb")
                 else (2 if key in ("seconds_per_epoch", "inference_ms_per_structure") else 3)
             )
-            cells.append(_fmt(r[key], digits))
+            cells.append(_fmt(r[key], digits) if key in r else "")
         lines.append("| " + " | ".join(cells) + " |")
     if result["verdicts"]:
         lines += [
             "",
-            f"Verdict: FreeCG's force MAE against the bare host's; a difference is clear beyond {VERDICT_SPREAD:g} standard errors "
+            f"Verdict: FreeCG's test error against the bare host's; a difference is clear beyond {VERDICT_SPREAD:g} standard errors "
             "of the difference over seeds (`freecg_plugin.training.compare.verdict`).",
             "",
-            "| host | budget | host + FreeCG | host | change | verdict | seeds better | parameters (FreeCG / host) | cost per epoch |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| host | budget | error | host + FreeCG | host | change | verdict | seeds better | parameters (FreeCG / host) | cost per epoch |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for v in result["verdicts"]:
             lines.append(
-                f"| {v['host']} | {BUDGET_NAMES[v['budget']]} | {_fmt(v['force_mae_freecg'])} | {_fmt(v['force_mae_host'])} | "
+                f"| {v['host']} | {BUDGET_NAMES[v['budget']]} | {_metric_name(v['metric'])} | {_fmt(v['freecg'])} | {_fmt(v['host_error'])} | "
                 f"{v['change_percent']:+.1f} % | {v['verdict']} | {v['seeds_better'][0]}/{v['seeds_better'][1]} | "
                 f"{v['parameters'][0]:.0f} / {v['parameters'][1]:.0f} | "
                 f"{v['cost_per_epoch']:.2f}x |"
@@ -493,8 +524,9 @@ BARS = (
 )
 
 
-def _plot_force_mae(rows: List[Dict[str, Any]], unit: Optional[str], path: Path) -> None:
-    """Grouped bars per host (mean ± std over seeds); each host shows the bars it has, side by side."""
+def _plot_errors(rows: List[Dict[str, Any]], metrics: Sequence[str], unit: Optional[str], path: Path) -> None:
+    """Per compared metric, grouped bars per host (mean ± std over seeds); each host shows the
+    bars it has, side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -503,33 +535,31 @@ def _plot_force_mae(rows: List[Dict[str, Any]], unit: Optional[str], path: Path)
     hosts = [h for h in dict.fromkeys(r["host"] for r in rows) if any(r["host"] == h and r["variant"] == "host + FreeCG" for r in rows)]
     index = {(r["host"], r["variant"], r["budget"]): r for r in rows}
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    fig, ax = plt.subplots(figsize=(max(5, 1.9 * len(hosts)), 3.8))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(5, 1.9 * len(hosts)) * len(metrics), 3.8), squeeze=False)
     width = 0.8 / len(BARS)
-    labelled = set()
-    for h, host in enumerate(hosts):
-        present = [(b, index[(host, variant, budget)]) for b, (variant, budget, _) in enumerate(BARS) if (host, variant, budget) in index]
-        for slot, (b, row) in enumerate(present):
-            x = h + (slot - (len(present) - 1) / 2) * width
-            name = BARS[b][2]
-            ax.bar(
-                x,
-                row["forces_mae"]["mean"],
-                width,
-                yerr=row["forces_mae"]["std"],
-                capsize=3,
-                color=colors[b % len(colors)],
-                label=None if name in labelled else name,
-            )
-            labelled.add(name)
-    ax.set_xticks(range(len(hosts)), hosts)
-    ax.set_ylabel(f"test force MAE ({unit or 'energy unit'}/Å)")
-    ax.legend(fontsize=8)
+    for ax, metric in zip(axes[0], metrics):
+        labelled = set()
+        for h, host in enumerate(hosts):
+            present = [
+                (b, index[(host, variant, budget)]) for b, (variant, budget, _) in enumerate(BARS) if (host, variant, budget) in index
+            ]
+            for slot, (b, row) in enumerate(present):
+                x = h + (slot - (len(present) - 1) / 2) * width
+                name = BARS[b][2]
+                ax.bar(
+                    x, row[metric]["mean"], width, yerr=row[metric]["std"], capsize=3, color=colors[b % len(colors)],
+                    label=None if name in labelled else name,
+                )  # fmt: skip
+                labelled.add(name)
+        ax.set_xticks(range(len(hosts)), hosts)
+        ax.set_ylabel(f"test force MAE ({unit or 'energy unit'}/Å)" if metric == "forces_mae" else f"test {_metric_name(metric)}")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
 
 
-def _plot_learning_curves(output: Path, runs: List[Run], path: Path, unit: Optional[str]) -> None:
+def _plot_learning_curves(output: Path, runs: List[Run], path: Path, unit: Optional[str], key: str = "val_forces_mae") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -542,14 +572,16 @@ def _plot_learning_curves(output: Path, runs: List[Run], path: Path, unit: Optio
             variants = [variant for role_label, variant in run.roles if role_label == label]
             if not variants or run.budget != "epochs":
                 continue
-            curve = epoch_curves(output / run.folder / "logs", ("val_forces_mae",)).get("val_forces_mae")
+            curve = epoch_curves(output / run.folder / "logs", (key,)).get(key)
             if curve:
                 ax.plot(list(curve), list(curve.values()), label=f"{variants[0]} (seed {run.seed})")
         ax.set_title(label)
         ax.set_xlabel("epoch")
         ax.set_yscale("log")
         ax.legend(fontsize=6)
-    axes[0][0].set_ylabel(f"validation force MAE ({unit or 'energy unit'}/Å)")
+    axes[0][0].set_ylabel(
+        f"validation force MAE ({unit or 'energy unit'}/Å)" if key == "val_forces_mae" else "validation loss (standardised)"
+    )
     fig.tight_layout()
     write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
