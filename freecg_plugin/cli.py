@@ -207,7 +207,31 @@ def _test(args) -> None:
     from .training.config import load_config
     from .training.run import test
 
-    test(args.checkpoint, load_config(args.config) if args.config else None)
+    config = load_config(args.config) if args.config else None
+    stored = _checkpoint_config(args.checkpoint)
+    if (config or stored).task == "properties":
+        from .properties.training import evaluate_properties, load_property_data
+
+        config = config or stored
+        evaluate_properties(args.checkpoint, load_property_data(config.data, config.targets)[2], config.output)
+        return
+    test(args.checkpoint, config)
+
+
+def _checkpoint_config(checkpoint: str):
+    """The training config stored in a ``freecg train`` checkpoint (one-line errors)."""
+    from pathlib import Path
+
+    import torch
+
+    from .training.config import TrainConfig
+
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"{checkpoint}: no such checkpoint")
+    try:
+        return TrainConfig.from_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["hyper_parameters"]["config"])
+    except (KeyError, RuntimeError, EOFError) as err:
+        raise ValueError(f"{checkpoint}: not a readable freecg checkpoint ({type(err).__name__})") from None
 
 
 def _evaluate(args) -> None:

@@ -272,6 +272,11 @@ def test_freecg_train_properties_runs_and_reports_every_target(tmp_path):
         assert metrics[f"{target}_mae"] > 0 and metrics[f"{target}_rmse"] >= metrics[f"{target}_mae"]
         assert (tmp_path / "run" / f"parity_{target}.png").stat().st_size > 0
         assert f"| {target} |" in result.stdout
+    tested = subprocess.run(
+        [str(freecg), "test", "--checkpoint", str(tmp_path / "run" / "checkpoints" / "best.ckpt")], capture_output=True, text=True
+    )
+    assert tested.returncode == 0, tested.stderr[-2000:]
+    assert "test on 16 molecules" in tested.stdout and f"| mu | D | {metrics['mu_mae']:.4g} |" in tested.stdout  # the same test molecules
     for override, message in (
         ("targets=[mu,dipole]", "unknown target(s) ['dipole']"),
         ("model.host=nequip", "model.host must be one of ['visnet', 'painn', 'so3net']"),

@@ -472,6 +472,7 @@ def markdown(result: Dict[str, Any]) -> str:
     else:
         lines = ["Test MAE per target in its unit (meV for energies, D, bohr^3, bohr^2, cal/mol/K); mean ± std over seeds.", ""]
         columns = [(m, _metric_name(m)) for m in metrics] + [c for c in COLUMNS if not c[0].startswith(("forces", "energy"))]
+    columns = [(key, name) for key, name in columns if any(key in r for r in result["rows"])]  # what was measured
     header = ["host", "variant", "budget", *[name for _, name in columns]]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     pair_rank = {("host", "epochs"): 0, ("host + FreeCG", "epochs"): 1, ("host", "time"): 2, ("host", "parameters"): 3}
