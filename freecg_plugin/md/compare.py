@@ -139,7 +139,7 @@ def _collect(config: MDCompareConfig) -> List[Dict[str, Any]]:
             row: Dict[str, Any] = {"system": system["name"], "arm": arm, "seeds": len(results)}
             row["stable_time_ps"] = mean_std([r["stable_time_ps"] for r in results])
             row["completed"] = sum(r["status"] == "completed" for r in results)
-            row["simulated_ps"] = max(r["simulated_ps"] for r in results)
+            row["protocol_ps"] = float(dict(config.md, **(system.get("md") or {})).get("time", MDConfig.time))
             row["ns_per_day"] = mean_std([r["ns_per_day"] for r in results])
             for key in ("hr_mae", "drift_meV_atom_ps", "fluctuation_meV_atom", "temperature_K"):
                 if all(key in r for r in results):
@@ -181,7 +181,7 @@ def markdown(rows: List[Dict[str, Any]], config: MDCompareConfig) -> str:
                 observable = ", ".join(f"{pair} {_fmt(stat)}" for pair, stat in r["rdf_mae"].items())
             cost = f"x{r['cost']:.2f}" if "cost" in r else ""
             lines.append(
-                f"| {r['arm']} | {r['seeds']} | {_fmt(r['stable_time_ps'])} of {r['simulated_ps']:g} | {r['completed']}/{r['seeds']} | "
+                f"| {r['arm']} | {r['seeds']} | {_fmt(r['stable_time_ps'])} of {r['protocol_ps']:g} | {r['completed']}/{r['seeds']} | "
                 f"{observable} | {_fmt(r.get('drift_meV_atom_ps'))} | {_fmt(r.get('temperature_K'))} | {_fmt(r['ns_per_day'])} | {cost} |"
             )
         diffusion = [r for r in mine if r.get("diffusivity")]
