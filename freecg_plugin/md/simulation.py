@@ -149,13 +149,12 @@ def check_start(atoms, elements, cutoff: float) -> None:
     import torch
 
     from ..atomistic import Structure, frame_graph
+    from ..neighbors import check_structure
     from ..training.task import check_elements
 
     check_elements(torch.as_tensor(atoms.numbers), elements)
     cell = torch.tensor(np.asarray(atoms.cell), dtype=torch.float64) if atoms.pbc.any() else None
     structure = Structure(torch.as_tensor(atoms.numbers), torch.tensor(atoms.positions, dtype=torch.float64), cell, tuple(atoms.pbc))
-    from ..neighbors import check_structure
-
     check_structure(structure.positions, structure.numbers, structure.cell, structure.pbc)
     overlap = closest_pair(atoms)
     if overlap is not None:
@@ -240,7 +239,7 @@ class _Watch:
 class _Log:
     """``log.csv``: one row per ``log_every`` steps."""
 
-    def __init__(self, path: Path, atoms, dynamics, watch: _Watch) -> None:
+    def __init__(self, path: Path, dynamics, watch: _Watch) -> None:
         self.chain = hasattr(dynamics, "get_conserved_energy")
         self.periodic = watch.periodic
         self.columns = ["step", "time_ps", "potential_eV", "kinetic_eV", "total_eV", "temperature_K"]
@@ -431,7 +430,7 @@ def simulate(config: MDConfig, resume: bool = False, progress: bool = True) -> M
     dynamics = build_dynamics(atoms, config)
     if resume:
         restore_integrator_state(dynamics, state)
-    log = _Log(output / "log.csv", atoms, dynamics, watch)
+    log = _Log(output / "log.csv", dynamics, watch)
     trajectory = open(output / "trajectory.extxyz", "a")
 
     def save() -> None:

@@ -19,6 +19,7 @@ from torch import Tensor
 from ..training.config import DataConfig, TrainConfig
 from ..training.hosts import build_host
 from ..training.report import plot_learning_curves, save_metrics
+from ..training.run import mean_neighbours, peak_memory_mb, trainer_for
 from ..training.task import GraphCache, RecipeTask
 from .model import build_property_model
 from .qm9 import QM9_TARGETS, PropertyData, load_qm9
@@ -144,17 +145,9 @@ def _fingerprint(*sets: PropertyData) -> str:
     return hashlib.sha256(repr([s.index.tolist() for s in sets]).encode()).hexdigest()[:16]
 
 
-def _mean_neighbours(data: PropertyData, cutoff: float) -> float:
-    from ..training.run import mean_neighbours
-
-    return mean_neighbours(data, cutoff)
-
-
 def train_properties(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optional[int] = None) -> Dict[str, Any]:
     """Train the property model ``config`` describes, keep the best checkpoint on validation
     loss, test it; returns (and writes to ``test_metrics.json``) MAE/RMSE per target."""
-    from ..training.run import peak_memory_mb, trainer_for
-
     L.seed_everything(config.optim.seed, workers=True, verbose=False)
     output = Path(config.output)
     train_set, val_set, test_set = load_property_data(config.data, config.targets)
@@ -162,7 +155,7 @@ def train_properties(config: TrainConfig, resume: Optional[str] = None, max_epoc
         raise FileNotFoundError(f"{resume}: no such checkpoint to resume from")
     elements = sorted({int(z) for s in train_set.structures for z in s.numbers.tolist()})
     cutoff = config.model.cutoff
-    task = PropertyTask(config.to_dict(), target_statistics(train_set), elements, _mean_neighbours(train_set, cutoff))
+    task = PropertyTask(config.to_dict(), target_statistics(train_set), elements, mean_neighbours(train_set, cutoff))
     loaders = (
         property_loader(train_set, cutoff, config.optim.batch_size, shuffle=True, seed=config.optim.seed),
         property_loader(val_set, cutoff, config.optim.batch_size, shuffle=False),
