@@ -22,7 +22,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-__all__ = ["DataFile", "Dataset", "cache_root", "data_roots", "dataset", "datasets", "describe", "fetch", "locate", "shipped_root"]
+__all__ = [
+    "DataFile",
+    "Dataset",
+    "cache_root",
+    "data_roots",
+    "dataset",
+    "datasets",
+    "describe",
+    "fetch",
+    "locate",
+    "sha256_of",
+    "shipped_root",
+]
 
 _REGISTRY = Path(__file__).with_name("registry.yaml")
 
@@ -156,7 +168,8 @@ def locate(name: str, split: Optional[str] = None) -> Path:
     raise FileNotFoundError(f"dataset {what} not found; looked in: {', '.join(looked)}; {hint}")
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -197,7 +210,7 @@ def fetch(name: str, split: Optional[str] = None, root: Optional[Path] = None, p
         target = root / file.path
         pin = target.with_name(target.name + ".sha256")
         known = file.sha256 or (pin.read_text().strip() if pin.is_file() else None)
-        if target.is_file() and known is not None and _sha256(target) != known:
+        if target.is_file() and known is not None and sha256_of(target) != known:
             target.unlink()  # a stale or damaged copy: fetch it again
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -214,7 +227,7 @@ def fetch(name: str, split: Optional[str] = None, root: Optional[Path] = None, p
         except Exception as err:
             raise OSError(f"{name}: download of {url} failed ({type(err).__name__}: {err})") from None
         if known is None:
-            digest = _sha256(target)
+            digest = sha256_of(target)
             pin.write_text(digest + "\n")
             print(f"{file.path}: no published SHA-256; pinned {digest} (later fetches must match)", flush=True)
         paths.append(target)

@@ -21,7 +21,6 @@ have left half-written) and continues from it exactly.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
@@ -32,6 +31,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..data.registry import sha256_of
 from ..training.report import write_atomic
 from .config import MDConfig
 from .integrators import build_dynamics, integrator_state, restore_integrator_state, wrap_positions
@@ -67,14 +67,6 @@ class MDRun:
     wall_seconds: float
     steps_per_second: float
     ns_per_day: float
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _dataset_frames(name: str, split: Any = "01"):
@@ -373,7 +365,7 @@ def simulate(config: MDConfig, resume: bool = False, progress: bool = True) -> M
         raise ValueError(f"md: {output} already holds a run: `--resume` continues it, or choose another --output")
     if resume and not (output / "state.npz").is_file():
         raise ValueError(f"md: nothing to resume in {output} (no state.npz)")
-    digest = _sha256(checkpoint)
+    digest = sha256_of(checkpoint)
     if resume:
         stored = json.loads((output / "run.json").read_text())
         _same_run(stored["config"], config)
