@@ -89,7 +89,12 @@ def _parser() -> argparse.ArgumentParser:
         "`freecg md-analyse OUTPUT` adds observables and plots.",
     )
     unset = dict(default=argparse.SUPPRESS)  # options not given stay unset: defaults, or the resumed run's settings
-    md.add_argument("--checkpoint", help="a `freecg train` checkpoint (with --resume: the run's own)", **unset)
+    md.add_argument(
+        "--checkpoint",
+        help="a `freecg train` checkpoint, or a nequip model compiled for ASE (.nequip.pt2; needs --structure and "
+        "--energy-unit); with --resume: the run's own",
+        **unset,
+    )
     md.add_argument("--output", required=True, help="folder for the run")
     md.add_argument("--structure", help="starting structure: a file ASE reads, or a dataset name (default: the checkpoint's data)", **unset)
     md.add_argument("--frame", type=int, help="frame of --structure (default 0; -1: the last)", **unset)
@@ -124,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     md.add_argument("--rdf-window", dest="rdf_window", type=float, help="ps per RDF window (default 1)", **unset)
     md.add_argument("--reference", help="reference frames (file or dataset name; default: the checkpoint's training data)", **unset)
+    md.add_argument("--energy-unit", dest="energy_unit", help="a nequip model's energy unit (eV, kcal/mol, ...)", **unset)
     md.add_argument("--resume", action="store_true", help="continue the run in --output from its last saved state")
     md.add_argument("--quiet", action="store_true", help="no progress bar")
 

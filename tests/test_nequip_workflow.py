@@ -5,7 +5,7 @@
 * the packaged ``.nequip.zip`` gives the checkpoint's energies in a process where freecg-plugin is
   NOT importable (site-packages without our distribution, ``python -S``): the package carries it;
 * the AOTInductor-compiled model (``--target ase``) gives the same energies through nequip's ASE
-  calculator.
+  calculator, and ``freecg md`` simulates it.
 """
 
 import csv
@@ -120,11 +120,38 @@ def test_package_runs_where_freecg_plugin_is_not_installed(trained, frames, eage
     np.testing.assert_allclose(packaged["energies"], eager, rtol=0, atol=1e-4)
 
 
-def test_aotinductor_compiled_model_matches_eager(trained, frames, eager):
+@pytest.fixture(scope="module")
+def compiled(trained):
+    """The trained model compiled by AOTInductor for nequip's ASE calculator."""
     name, out = trained
-    compiled = out / f"{name}.nequip.pt2"
-    run([BIN / "nequip-compile", out / "best.ckpt", compiled, "--mode", "aotinductor", "--device", "cpu", "--target", "ase"], cwd=out)
+    path = out / f"{name}.nequip.pt2"
+    run([BIN / "nequip-compile", out / "best.ckpt", path, "--mode", "aotinductor", "--device", "cpu", "--target", "ase"], cwd=out)
+    return path
+
+
+def test_aotinductor_compiled_model_matches_eager(compiled, frames, eager):
     np.testing.assert_allclose(energies(compiled, frames)["energies"], eager, rtol=1e-6)
+
+
+def test_freecg_md_runs_a_compiled_nequip_model(compiled, frames, eager, tmp_path):
+    # 0.1 fs: these one-epoch models have rough forces
+    md = [BIN / "freecg", "md", "--checkpoint", compiled, "--ensemble", "nve", "--timestep", "0.1", "--time", "0.004", "--quiet"]
+    # a nequip model knows neither its training data nor its energy unit: one-line errors, no run
+    for given, message in ((["--structure", frames], "give --energy-unit"), (["--energy-unit", "kcal/mol"], "give --structure")):
+        result = subprocess.run([str(c) for c in md + given + ["--output", tmp_path / message]], capture_output=True, text=True)
+        assert result.returncode != 0 and message in result.stderr.strip().splitlines()[-1]
+        assert not (tmp_path / message / "log.csv").exists()
+    out = tmp_path / "nve"
+    run(md + ["--structure", frames, "--energy-unit", "kcal/mol", "--output", out], cwd=tmp_path)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 40
+    log = list(csv.DictReader(open(out / "log.csv")))
+    # the first row is frame 0 under the model, converted from kcal/mol to eV
+    assert float(log[0]["potential_eV"]) == pytest.approx(eager[0] * 0.0433641043, rel=1e-6)
+    total = np.array([float(r["total_eV"]) for r in log])
+    kinetic = np.array([float(r["kinetic_eV"]) for r in log])
+    assert kinetic.max() > 0.1  # the atoms move (300 K on 21 atoms is about 0.8 eV)
+    assert np.abs(total - total[0]).max() < 1e-3 * kinetic.mean()  # velocity Verlet conserves energy (measured 2e-5 eV)
 
 
 @pytest.mark.parametrize("model", ["nequip_freecg", "allegro_freecg"])

@@ -14,6 +14,7 @@ from .observables import (
     rdf,
     unwrap,
 )
+from .potentials import Potential, load_potential
 from .simulation import MDRun, check_start, load_structure, simulate, stored_config
 from .stability import BOND_TOLERANCE, bond_lengths, first_bond_failure, first_rdf_failure, molecular_bonds
 
@@ -24,6 +25,7 @@ __all__ = [
     "EnergyDrift",
     "MDConfig",
     "MDRun",
+    "Potential",
     "analyse",
     "bond_lengths",
     "check_start",
@@ -33,6 +35,7 @@ __all__ = [
     "first_bond_failure",
     "first_rdf_failure",
     "histogram_mae",
+    "load_potential",
     "load_structure",
     "mean_squared_displacement",
     "molecular_bonds",

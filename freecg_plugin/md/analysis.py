@@ -37,6 +37,8 @@ def _reference_frames(record: Dict[str, Any]) -> List:
     from .simulation import _frames
 
     source = record["config"].get("reference")
+    if not source and not record.get("training_data"):
+        return []  # a nequip model: no training data known
     data = None if source else DataConfig(**record["training_data"])
     try:
         return _frames(source, data)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional
 
+from ..data.units import ENERGY_UNITS
+
 __all__ = ["ENSEMBLES", "MDConfig"]
 
 ENSEMBLES = ("nve", "langevin", "nose-hoover", "npt")
@@ -18,7 +20,8 @@ class MDConfig:
     """One molecular-dynamics run of a trained model.
 
     Attributes:
-        checkpoint: a ``freecg train`` checkpoint (``OUTPUT/checkpoints/best.ckpt``).
+        checkpoint: a ``freecg train`` checkpoint (``OUTPUT/checkpoints/best.ckpt``) or a compiled
+            nequip-framework model (``.nequip.pt2``; see :mod:`freecg_plugin.md.potentials`).
         output: folder for ``trajectory.extxyz``, ``log.csv``, ``state.npz``, ``run.json``.
         structure: starting structure: any file ASE reads, or a dataset name (``freecg data list``);
             ``None``: the dataset the checkpoint was trained on.
@@ -47,6 +50,8 @@ class MDConfig:
         rdf_window: ps per RDF window (windows slide by half of it).
         reference: frames for the reference bond lengths / RDF: a file or dataset name; ``None``:
             the checkpoint's training data when it holds the same atoms, else the first frame.
+        energy_unit: the energy unit of a compiled nequip model (``eV``, ``kcal/mol``...: nequip
+            models do not store it); ``None`` for ``freecg train`` checkpoints, which store theirs.
     """
 
     checkpoint: str
@@ -72,6 +77,7 @@ class MDConfig:
     rdf_pairs: Optional[List[str]] = None
     rdf_window: float = 1.0
     reference: Optional[str] = None
+    energy_unit: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.ensemble not in ENSEMBLES:
@@ -92,6 +98,8 @@ class MDConfig:
             value = getattr(self, name)
             if value is not None and not float(value) > 0:
                 raise ValueError(f"md: {name} must be positive, got {value}")
+        if self.energy_unit is not None and self.energy_unit not in ENERGY_UNITS:
+            raise ValueError(f"md: unknown energy unit {self.energy_unit!r}; one of {sorted(ENERGY_UNITS)}")
         for pair in self.rdf_pairs or []:
             if len(str(pair).split("-")) != 2:
                 raise ValueError(f"md: rdf pair {pair!r} is not ELEMENT-ELEMENT (e.g. O-H)")

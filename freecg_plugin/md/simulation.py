@@ -36,6 +36,7 @@ from ..training.report import write_atomic
 from .config import MDConfig
 from .integrators import build_dynamics, integrator_state, restore_integrator_state, wrap_positions
 from .observables import histogram_mae, rdf
+from .potentials import load_potential
 from .stability import bond_lengths, molecular_bonds
 
 __all__ = ["MDRun", "OVERLAP_DISTANCE", "check_start", "closest_pair", "load_structure", "simulate", "stored_config"]
@@ -313,7 +314,9 @@ def _same_run(stored: Dict[str, Any], config: MDConfig) -> None:
 
 
 def _reference(training_data) -> List:
-    """The checkpoint's training frames, or none when they cannot be read here."""
+    """The checkpoint's training frames, or none when there are none or they cannot be read here."""
+    if training_data is None:
+        return []
     try:
         return _frames(None, training_data)
     except (OSError, ValueError):
@@ -353,10 +356,6 @@ def simulate(config: MDConfig, resume: bool = False, progress: bool = True) -> M
             already holds a run (without ``resume``) or none to resume; a resume whose settings
             or checkpoint differ from the run's.
     """
-    import torch
-
-    from ..calculator import FreeCGCalculator
-
     output = Path(config.output)
     checkpoint = Path(config.checkpoint)
     if not checkpoint.is_file():
@@ -376,10 +375,12 @@ def simulate(config: MDConfig, resume: bool = False, progress: bool = True) -> M
             if summary.status != "completed" or summary.steps >= config.steps:
                 return summary
 
-    calculator = FreeCGCalculator(str(checkpoint), device=config.device, dtype=getattr(torch, config.dtype))
-    atoms = load_structure(config.structure, config.frame, calculator.config.data)
-    check_start(atoms, calculator.elements, calculator.cutoff)
-    reference = _frames(config.reference, calculator.config.data) if config.reference else _reference(calculator.config.data)
+    potential = load_potential(checkpoint, config.device, config.dtype, config.energy_unit)
+    if potential.training_data is None and config.structure is None:
+        raise ValueError(f"md: {checkpoint.name} carries no training data to start from: give --structure")
+    atoms = load_structure(config.structure, config.frame, potential.training_data)
+    check_start(atoms, potential.elements, potential.cutoff)
+    reference = _frames(config.reference, potential.training_data) if config.reference else _reference(potential.training_data)
     watch = _Watch(config, atoms, reference)
     dt_ps = config.timestep / 1000.0
 
@@ -413,12 +414,13 @@ def simulate(config: MDConfig, resume: bool = False, progress: bool = True) -> M
             atoms=len(atoms),
             elements=sorted(set(atoms.numbers.tolist())),
             periodic=bool(atoms.pbc.any()),
-            training_data=asdict(calculator.config.data),
+            model=potential.kind,
+            training_data=None if potential.training_data is None else asdict(potential.training_data),
             reference=config.reference or ("training data" if reference else "starting structure"),
         )
         write_atomic(output / "run.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
 
-    atoms.calc = calculator
+    atoms.calc = potential.calculator
     dynamics = build_dynamics(atoms, config)
     if resume:
         restore_integrator_state(dynamics, state)
