@@ -3,6 +3,8 @@ molecules, bulk cells and slabs (periodic along some cell vectors only)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
@@ -11,7 +13,27 @@ from .atomistic import Structure, collate, evaluate
 from .data.units import convert_energy
 from .training.task import check_elements, load_task
 
-__all__ = ["FreeCGCalculator"]
+__all__ = ["FreeCGCalculator", "InferenceModel", "load_inference_model"]
+
+
+@dataclass
+class InferenceModel:
+    """A checkpoint's model ready to evaluate: ``model`` (eval mode, in the asked dtype; a graph
+    energy model, see :mod:`freecg_plugin.atomistic`), its training ``config``, the ``elements``
+    (atomic numbers) it knows, its ``cutoff`` (Å) and ``to_eV``, the factor from its energy unit to eV."""
+
+    model: torch.nn.Module
+    config: object
+    elements: list
+    cutoff: float
+    to_eV: float
+
+
+def load_inference_model(checkpoint: str, device: str = "cpu", dtype: torch.dtype = torch.float64) -> InferenceModel:
+    """The model of a ``freecg train`` checkpoint, for energies and forces (ASE, TorchSim)."""
+    task = load_task(checkpoint, device)
+    model = task.inference_model.to(dtype).eval()
+    return InferenceModel(model, task.config, task.elements, task.config.model.cutoff, convert_energy(1.0, task.energy_unit, "eV"))
 
 
 class FreeCGCalculator(Calculator):
@@ -25,12 +47,9 @@ class FreeCGCalculator(Calculator):
 
     def __init__(self, checkpoint: str, device: str = "cpu", dtype: torch.dtype = torch.float64, **kwargs) -> None:
         super().__init__(**kwargs)
-        task = load_task(checkpoint, device)
-        self.config = task.config  # the training config (data, model, recipe)
-        self.elements = task.elements
-        self.model = task.inference_model.to(dtype).eval()
-        self.cutoff = task.config.model.cutoff
-        self.scale = convert_energy(1.0, task.energy_unit, "eV")
+        loaded = load_inference_model(checkpoint, device, dtype)
+        self.config = loaded.config  # the training config (data, model, recipe)
+        self.elements, self.model, self.cutoff, self.scale = loaded.elements, loaded.model, loaded.cutoff, loaded.to_eV
         self.device, self.dtype = device, dtype
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
