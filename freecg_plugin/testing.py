@@ -208,7 +208,7 @@ def e3nn_reference_group_cg(module) -> Callable[[Tensor, Tensor], Tensor]:
     index = [{ir.l: i for i, (_, ir) in enumerate(irr)} for irr in (in1, in2, out)]
     instructions = [(index[0][p.l1], index[1][p.l2], index[2][p.l3], "uvw", True) for p in module.paths]
     tp = TensorProduct(in1, in2, out, instructions, shared_weights=False, internal_weights=False)
-    tp = tp.to(module.weight.dtype)
+    tp = tp.to(device=module.weight.device, dtype=module.weight.dtype)
 
     def to_mul_ir(x: Tensor, irreps: Irreps) -> Tensor:
         n, g = x.shape[:2]
