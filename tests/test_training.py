@@ -199,3 +199,10 @@ def test_frame_graphs_are_built_once_and_batch_as_collate_does():
     again = frames([1, 0])  # frame 1 is not rebuilt
     assert frames.graphs._graphs[1].edge_index is cached and sorted(frames.graphs._graphs) == [0, 1, 3, 4]
     assert torch.equal(again["graph"].edge_index[:, : cached.shape[1]], cached.long())
+
+    uncached = FrameCollate(train_set, 4.0, cache_graphs=False)  # data.cache_graphs: false
+    rebuilt = uncached([3, 1, 4])["graph"]
+    assert not uncached.graphs._graphs and torch.equal(rebuilt.edge_index, graph.edge_index)
+    assert torch.equal(rebuilt.shifts, graph.shifts) and torch.equal(rebuilt.positions, graph.positions)
+    with pytest.raises(ValueError, match="data.cache_graphs must be true or false"):
+        TrainConfig.from_dict({"data": {"dataset": "water/deepmd64", "n_val": 2, "cache_graphs": "no"}})

@@ -101,10 +101,13 @@ class AttentionEnhancer(nn.Module):
                 + " and "
                 + str(list(source.shape))
             )
+        # the contraction over the D harmonic components is a broadcast product and a sum: a batched
+        # matrix product of E [1, D] x [D, out] blocks runs (with its derivatives) at a fraction of the rate
         linear = self.linear
+        sh = sh.unsqueeze(2)
         if self.atoms_first(features.shape[0], source.shape[0]):
-            projected = torch.matmul(features, linear.weight.t())[source]  # [E, D, out]
-            out = torch.bmm(sh.unsqueeze(1), projected).squeeze(1)
+            projected = torch.matmul(features, linear.weight.t()).index_select(0, source)  # [E, D, out]
+            out = (sh * projected).sum(1)
             bias = linear.bias
             return out if bias is None else out + bias
-        return linear(torch.bmm(sh.unsqueeze(1), features[source]).squeeze(1))
+        return linear((sh * features.index_select(0, source)).sum(1))

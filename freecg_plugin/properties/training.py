@@ -73,19 +73,22 @@ def target_statistics(data: PropertyData) -> Dict[str, List[float]]:
 
 
 class _Collate:
-    def __init__(self, data: PropertyData, cutoff: float) -> None:
+    def __init__(self, data: PropertyData, cutoff: float, cache_graphs: bool) -> None:
         self.data = data
-        self.graphs = GraphCache(data.structures, cutoff, data.source)
+        self.graphs = GraphCache(data.structures, cutoff, data.source, keep=cache_graphs)
 
     def __call__(self, indices) -> Dict[str, Any]:
         return {"graph": self.graphs.batch(indices), "targets": {k: v[list(indices)].float() for k, v in self.data.targets.items()}}
 
 
-def property_loader(data: PropertyData, cutoff: float, batch_size: int, shuffle: bool, seed: int = 0) -> torch.utils.data.DataLoader:
-    """Batches ``{"graph": GraphBatch, "targets": {name: [B]}}`` (neighbour lists built once)."""
+def property_loader(
+    data: PropertyData, cutoff: float, batch_size: int, shuffle: bool, seed: int = 0, cache_graphs: bool = True
+) -> torch.utils.data.DataLoader:
+    """Batches ``{"graph": GraphBatch, "targets": {name: [B]}}`` (neighbour lists built once unless
+    ``cache_graphs`` is false)."""
     generator = torch.Generator().manual_seed(seed)
     return torch.utils.data.DataLoader(
-        range(len(data)), batch_size=batch_size, shuffle=shuffle, collate_fn=_Collate(data, cutoff), generator=generator
+        range(len(data)), batch_size=batch_size, shuffle=shuffle, collate_fn=_Collate(data, cutoff, cache_graphs), generator=generator
     )
 
 
@@ -157,8 +160,10 @@ def train_properties(config: TrainConfig, resume: Optional[str] = None, max_epoc
     cutoff = config.model.cutoff
     task = PropertyTask(config.to_dict(), target_statistics(train_set), elements, mean_neighbours(train_set, cutoff))
     loaders = (
-        property_loader(train_set, cutoff, config.optim.batch_size, shuffle=True, seed=config.optim.seed),
-        property_loader(val_set, cutoff, config.optim.batch_size, shuffle=False),
+        property_loader(
+            train_set, cutoff, config.optim.batch_size, shuffle=True, seed=config.optim.seed, cache_graphs=config.data.cache_graphs
+        ),
+        property_loader(val_set, cutoff, config.optim.batch_size, shuffle=False, cache_graphs=config.data.cache_graphs),
     )
     epochs = max_epochs if max_epochs is not None else config.optim.max_epochs
     trainer = trainer_for(config, output, epochs)

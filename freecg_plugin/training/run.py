@@ -126,8 +126,10 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
         references,
     )
     loaders = (
-        frame_loader(train_set, cutoff, config.optim.batch_size, shuffle=True, seed=config.optim.seed),
-        frame_loader(val_set, cutoff, config.optim.batch_size, shuffle=False),
+        frame_loader(
+            train_set, cutoff, config.optim.batch_size, shuffle=True, seed=config.optim.seed, cache_graphs=config.data.cache_graphs
+        ),
+        frame_loader(val_set, cutoff, config.optim.batch_size, shuffle=False, cache_graphs=config.data.cache_graphs),
     )
     epochs = max_epochs if max_epochs is not None else config.optim.max_epochs
     trainer = trainer_for(config, output, epochs)

@@ -84,10 +84,11 @@ def load_task(checkpoint, device="cpu") -> PotentialTask:
 class GraphCache:
     """Each structure's neighbour list, built the first time the structure is asked for and kept
     (the structures do not change during training): edges as int32, periodic shifts as int8,
-    about 11 bytes per edge. Later batches only concatenate."""
+    about 11 bytes per edge. Later batches only concatenate. With ``keep=False`` every request
+    builds the list again (for data sets whose lists do not fit in memory)."""
 
-    def __init__(self, structures, cutoff: float, source: str = "") -> None:
-        self.structures, self.cutoff, self.source = structures, cutoff, source
+    def __init__(self, structures, cutoff: float, source: str = "", keep: bool = True) -> None:
+        self.structures, self.cutoff, self.source, self.keep = structures, cutoff, source, keep
         self._graphs: Dict[int, GraphBatch] = {}
 
     def graph(self, index: int) -> GraphBatch:
@@ -100,7 +101,8 @@ class GraphCache:
                 raise ValueError(f"{self.source}: frame {index}: {err}") from None
             graph.positions, graph.cell = graph.positions.float(), graph.cell.float()
             graph.edge_index, graph.shifts = graph.edge_index.int(), graph.shifts.to(torch.int8)
-            self._graphs[index] = graph
+            if self.keep:
+                self._graphs[index] = graph
         return graph
 
     def batch(self, indices) -> GraphBatch:
@@ -113,11 +115,11 @@ class GraphCache:
 class FrameCollate:
     """Turns a list of frame indices into ``{"graph": GraphBatch, "energy": [B], "forces": [N, 3],
     "atoms": [B]}`` and ``"stress": [B, 3, 3]`` when the data has it (float32); graphs from a
-    :class:`GraphCache`."""
+    :class:`GraphCache` (``cache_graphs``: whether it keeps them)."""
 
-    def __init__(self, data: AtomsData, cutoff: float) -> None:
+    def __init__(self, data: AtomsData, cutoff: float, cache_graphs: bool = True) -> None:
         self.data = data
-        self.graphs = GraphCache(data.structures, cutoff, data.source)
+        self.graphs = GraphCache(data.structures, cutoff, data.source, keep=cache_graphs)
 
     def __call__(self, indices) -> Dict[str, Any]:
         graph = self.graphs.batch(indices)
@@ -132,12 +134,14 @@ class FrameCollate:
         return out
 
 
-def frame_loader(data: AtomsData, cutoff: float, batch_size: int, shuffle: bool, seed: int = 0) -> torch.utils.data.DataLoader:
+def frame_loader(
+    data: AtomsData, cutoff: float, batch_size: int, shuffle: bool, seed: int = 0, cache_graphs: bool = True
+) -> torch.utils.data.DataLoader:
     """A plain ``DataLoader`` over frame indices (Lightning can re-create it with a distributed
     sampler for DDP)."""
     generator = torch.Generator().manual_seed(seed)
     return torch.utils.data.DataLoader(
-        range(len(data)), batch_size=batch_size, shuffle=shuffle, collate_fn=FrameCollate(data, cutoff), generator=generator
+        range(len(data)), batch_size=batch_size, shuffle=shuffle, collate_fn=FrameCollate(data, cutoff, cache_graphs), generator=generator
     )
 
 

@@ -1,0 +1,106 @@
+"""Training throughput with and without the per-frame neighbour-list cache, side by side in one run.
+
+    python benchmarks/train_throughput.py [--preset quick] [--hosts painn,visnet] [--epochs 3] [--rounds 3]
+
+Each host of a ``freecg compare`` preset (its data, optimiser and sizes), bare and with FreeCG, is
+trained by ``freecg train`` (the library call, Lightning and all) for ``--epochs`` epochs with
+``data.cache_graphs`` true (each frame's neighbour list built in its first batch and kept) and
+false (built again for every batch, as before the cache), the four runs interleaved in every
+round. Printed per host: seconds per epoch (median over rounds, the first round a warm-up),
+epochs per hour, and the gain of the cache. The time to build every train and validation frame's
+neighbour list once is printed too: that is what the cache saves per epoch, at most.
+
+The last lines are machine-readable: ``throughput <host> <bare|freecg> cached=<epochs/h>
+rebuilt=<epochs/h> gain=x<ratio>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from freecg_plugin.atomistic import frame_graph
+from freecg_plugin.training.compare import load_compare_config, preset_path
+from freecg_plugin.training.config import TrainConfig
+from freecg_plugin.training.data import load_data
+from freecg_plugin.training.run import train
+
+
+def run_config(plan, entry: dict, with_freecg: bool, cache: bool, epochs: int, output: Path) -> dict:
+    """A ``freecg train`` config for one preset host entry (seed 1)."""
+    return {
+        "data": {**plan.data, "cache_graphs": cache},
+        "model": {
+            "host": entry["host"],
+            "args": dict(entry.get("args", {})),
+            "cutoff": plan.cutoff,
+            "freecg": copy.deepcopy(entry.get("freecg") or {}) if with_freecg else None,
+        },
+        "optim": {**plan.optim, "seed": 1, "max_epochs": epochs},
+        "accelerator": "cpu",
+        "output": str(output),
+    }
+
+
+def neighbour_list_seconds(config: dict) -> float:
+    """Seconds to build the neighbour list of every train and validation frame once."""
+    train_set, val_set, _ = load_data(TrainConfig.from_dict(config).data)
+    start = time.perf_counter()
+    for data in (train_set, val_set):
+        for structure in data.structures:
+            frame_graph(structure, config["model"]["cutoff"])
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="quick")
+    parser.add_argument("--hosts", default=None, help="comma-separated subset of the preset's hosts")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the four runs; the first is a warm-up")
+    args = parser.parse_args()
+    if args.rounds < 2:
+        parser.error("--rounds must be at least 2 (the first round is a warm-up)")
+
+    plan = load_compare_config(preset_path(args.preset))
+    wanted = None if args.hosts is None else set(args.hosts.split(","))
+    entries = [e for e in plan.hosts if wanted is None or e["host"] in wanted]
+    lines = []
+    with tempfile.TemporaryDirectory(prefix="train_throughput_") as scratch:
+        for entry in entries:
+            host = entry["host"]
+            nl = neighbour_list_seconds(run_config(plan, entry, False, True, args.epochs, Path(scratch)))
+            seconds = {(f, c): [] for f in (False, True) for c in (True, False)}
+            for rnd in range(args.rounds):
+                for (with_freecg, cache), times in seconds.items():
+                    output = Path(scratch) / f"{host}_{with_freecg}_{cache}_{rnd}"
+                    config = TrainConfig.from_dict(run_config(plan, entry, with_freecg, cache, args.epochs, output))
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        result = train(config)
+                    if rnd:
+                        times.append(result["seconds_per_epoch"])
+            print(f"{host}: neighbour lists of all train + validation frames, built once: {nl:.2f} s", flush=True)
+            for with_freecg in (False, True):
+                cached = statistics.median(seconds[with_freecg, True])
+                rebuilt = statistics.median(seconds[with_freecg, False])
+                name = "freecg" if with_freecg else "bare"
+                print(
+                    f"  {host} {name:>6}: {cached:6.2f} s/epoch cached ({3600 / cached:7.0f} epochs/h), "
+                    f"{rebuilt:6.2f} s/epoch rebuilt ({3600 / rebuilt:7.0f} epochs/h): cache x{rebuilt / cached:.2f}",
+                    flush=True,
+                )
+                lines.append(
+                    f"throughput {host} {name} cached={3600 / cached:.0f} rebuilt={3600 / rebuilt:.0f} gain=x{rebuilt / cached:.2f}"
+                )
+    for line in lines:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
