@@ -109,20 +109,11 @@ def plot(results: list[dict], path: Path) -> None:
                 label = f"{host}{' + FreeCG' if variant == 'freecg' else ''}"
                 ax_time.plot(atoms, [1e6 * r["seconds"] / r["atoms"] for r in rows], style, marker="o", color=colours[host], label=label)
                 ax_memory.plot(atoms, [r["peak_bytes"] / 2**20 for r in rows], style, marker="o", color=colours[host], label=label)
-        ax_time.set(
-            xscale="log",
-            yscale="log",
-            xlabel="atoms",
-            ylabel="energy + forces, µs per atom",
-            title=f"time per atom ({allocator} allocator)",
-        )
-        ax_memory.set(
-            xscale="log",
-            yscale="log",
-            xlabel="atoms",
-            ylabel="peak memory above the model and graph (MiB)",
-            title=f"memory ({allocator} allocator)",
-        )
+        for ax, ylabel, title in (
+            (ax_time, "energy + forces, µs per atom", "time per atom"),
+            (ax_memory, "peak memory above the model and graph (MiB)", "memory"),
+        ):
+            ax.set(xscale="log", yscale="log", xlabel="atoms", ylabel=ylabel, title=f"{title} ({allocator} allocator)")
         ax_time.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     partial = path.with_name(path.stem + ".partial.png")
