@@ -15,7 +15,7 @@ neighbour list (vesin's cell list) is timed apart.
 ``--allocators``: each subprocess runs under every allocator setting listed, side by side.
 ``default`` is glibc as it comes: every buffer over 32 MiB (at 10^4 atoms, most per-edge tensors)
 is a fresh ``mmap`` that the kernel hands over page by page on every call. ``heap`` sets
-:data:`HEAP_ALLOCATOR` (glibc's environment variables: no ``mmap`` for large buffers, freed memory
+:data:`freecg_plugin.allocator.HEAP_ENVIRONMENT` (glibc's environment variables: no ``mmap`` for large buffers, freed memory
 kept in the heap), so that large buffers are reused from one call to the next (what a caching
 allocator such as jemalloc or tcmalloc would do; neither is installed here).
 
@@ -39,15 +39,13 @@ import torch
 from group_cg import PeakRSS
 from host_step import build_model, preset_hosts
 
+from freecg_plugin.allocator import HEAP_ENVIRONMENT
 from freecg_plugin.atomistic import Structure, collate, evaluate
 from freecg_plugin.data import dataset, load_npz, locate
 
 WATER = "water/deepmd64"
 
-HEAP_ALLOCATOR = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(64 * 2**30)}
-"""glibc settings for large systems: serve every allocation from the heap and never return freed
-memory to the system (set in the environment before Python starts)."""
-ALLOCATORS = {"default": {}, "heap": HEAP_ALLOCATOR}
+ALLOCATORS = {"default": {}, "heap": HEAP_ENVIRONMENT}
 
 
 def water_box(replicas: int) -> Structure:
