@@ -109,7 +109,8 @@ def test_a_killed_langevin_run_resumes_bit_for_bit(ethanol_model, tmp_path):
     process.wait()
     saved = np.load(tmp_path / "cut" / "state.npz")
     assert 0 < int(saved["nsteps"]) < 600
-    resume = [str(FREECG), "md", "--output", str(tmp_path / "cut"), "--resume", "--quiet"]  # settings come from the run
+    # settings come from the run; the heap allocator (a process setting) must not change a number
+    resume = [str(FREECG), "md", "--output", str(tmp_path / "cut"), "--resume", "--quiet", "--heap-allocator"]
     resumed = subprocess.run(resume, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     whole, cut = read(tmp_path / "whole" / "trajectory.extxyz", ":"), read(trajectory, ":")
