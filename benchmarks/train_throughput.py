@@ -26,35 +26,39 @@ import time
 from pathlib import Path
 
 from freecg_plugin.atomistic import frame_graph
-from freecg_plugin.training.compare import load_compare_config, preset_path
+from freecg_plugin.training.compare import load_compare_config, plan, preset_path
 from freecg_plugin.training.config import TrainConfig
 from freecg_plugin.training.data import load_data
 from freecg_plugin.training.run import train
 
 
-def run_config(plan, entry: dict, with_freecg: bool, cache: bool, epochs: int, output: Path) -> dict:
-    """A ``freecg train`` config for one preset host entry (seed 1)."""
-    return {
-        "data": {**plan.data, "cache_graphs": cache},
-        "model": {
-            "host": entry["host"],
-            "args": dict(entry.get("args", {})),
-            "cutoff": plan.cutoff,
-            "freecg": copy.deepcopy(entry.get("freecg") or {}) if with_freecg else None,
-        },
-        "optim": {**plan.optim, "seed": 1, "max_epochs": epochs},
-        "accelerator": "cpu",
-        "output": str(output),
-    }
+def host_configs(preset: str, hosts: str | None) -> dict[str, dict[bool, dict]]:
+    """Per preset host, its bare and + FreeCG ``freecg train`` configs as ``freecg compare`` builds
+    them (seed 1, the equal-epochs runs)."""
+    compare = load_compare_config(preset_path(preset), ["seeds=[1]", "budgets=[epochs]", "ablation=null"])
+    wanted = None if hosts is None else set(hosts.split(","))
+    configs: dict[str, dict[bool, dict]] = {}
+    for run in plan(compare):
+        host = run.config["model"]["host"]
+        if wanted is None or host in wanted:
+            configs.setdefault(host, {})[run.config["model"]["freecg"] is not None] = run.config
+    return configs
 
 
-def neighbour_list_seconds(config: dict) -> float:
+def with_settings(config: dict, cache: bool, epochs: int, output: Path) -> TrainConfig:
+    """``config`` with the cache switch, the epochs and the output folder."""
+    config = copy.deepcopy(config)
+    config["data"]["cache_graphs"], config["optim"]["max_epochs"], config["output"] = cache, epochs, str(output)
+    return TrainConfig.from_dict(config)
+
+
+def neighbour_list_seconds(config: TrainConfig) -> float:
     """Seconds to build the neighbour list of every train and validation frame once."""
-    train_set, val_set, _ = load_data(TrainConfig.from_dict(config).data)
+    train_set, val_set, _ = load_data(config.data)
     start = time.perf_counter()
     for data in (train_set, val_set):
         for structure in data.structures:
-            frame_graph(structure, config["model"]["cutoff"])
+            frame_graph(structure, config.model.cutoff)
     return time.perf_counter() - start
 
 
@@ -68,19 +72,15 @@ def main() -> None:
     if args.rounds < 2:
         parser.error("--rounds must be at least 2 (the first round is a warm-up)")
 
-    plan = load_compare_config(preset_path(args.preset))
-    wanted = None if args.hosts is None else set(args.hosts.split(","))
-    entries = [e for e in plan.hosts if wanted is None or e["host"] in wanted]
     lines = []
     with tempfile.TemporaryDirectory(prefix="train_throughput_") as scratch:
-        for entry in entries:
-            host = entry["host"]
-            nl = neighbour_list_seconds(run_config(plan, entry, False, True, args.epochs, Path(scratch)))
+        for host, configs in host_configs(args.preset, args.hosts).items():
+            nl = neighbour_list_seconds(with_settings(configs[False], True, args.epochs, Path(scratch)))
             seconds = {(f, c): [] for f in (False, True) for c in (True, False)}
             for rnd in range(args.rounds):
                 for (with_freecg, cache), times in seconds.items():
                     output = Path(scratch) / f"{host}_{with_freecg}_{cache}_{rnd}"
-                    config = TrainConfig.from_dict(run_config(plan, entry, with_freecg, cache, args.epochs, output))
+                    config = with_settings(configs[with_freecg], cache, args.epochs, output)
                     with contextlib.redirect_stdout(io.StringIO()):
                         result = train(config)
                     if rnd:
