@@ -3,7 +3,7 @@
 Runs (or resumes) a comparison plan once per molecule, each in ``OUTPUT/<molecule>/``, then
 writes ``OUTPUT/molecules.md`` and ``OUTPUT/molecules.png``: per host and molecule, FreeCG's
 change of test force MAE against the bare host at each budget, mean ± std over the plan's seeds,
-and the verdict of :func:`freecg_plugin.training.compare.verdict`.
+and the verdict of :func:`freecg_plugin.compare.verdict`.
 
     .venv/bin/python benchmarks/compare_molecules.py --preset quick --output runs/molecules_quick
     .venv/bin/python benchmarks/compare_molecules.py --preset quick --report-only ...   # tables only
@@ -17,9 +17,9 @@ import argparse
 import json
 from pathlib import Path
 
-from freecg_plugin.training.compare import BUDGET_NAMES, load_compare_config, report, run_plan
-from freecg_plugin.training.config import config_path
-from freecg_plugin.training.report import write_atomic
+from freecg_plugin.compare import BUDGET_NAMES, load_compare_config, report, run_plan
+from freecg_plugin.configs import config_path
+from freecg_plugin.files import write_atomic
 
 MOLECULES = ("aspirin", "ethanol", "benzene", "naphthalene", "toluene")  # shipped with split 01
 

@@ -23,11 +23,11 @@ import time
 import torch
 
 from freecg_plugin.atomistic import GraphBatch, collate, evaluate
+from freecg_plugin.compare import preset_path
+from freecg_plugin.configs import read_yaml_mapping
 from freecg_plugin.data import load_rmd17_split, locate
+from freecg_plugin.hosts import HostStatistics, ModelConfig, build_host
 from freecg_plugin.nn import GroupCGTransform
-from freecg_plugin.training.compare import preset_path
-from freecg_plugin.training.config import read_yaml_mapping
-from freecg_plugin.training.hosts import build_host
 
 
 def set_kernel(model: torch.nn.Module, kernel: str) -> int:
@@ -57,7 +57,9 @@ def build_model(entry: dict, cutoff: float, elements: list[int], with_freecg: bo
     """A preset host entry, bare or with FreeCG, from seed 0 (both start from the same host weights)."""
     torch.manual_seed(0)
     freecg = dict(entry["freecg"]) if with_freecg else None
-    return build_host(entry["host"], entry.get("args", {}), cutoff, freecg, None, elements, energy_mean, energy_std)
+    return build_host(
+        ModelConfig(entry["host"], dict(entry.get("args", {})), cutoff, freecg), HostStatistics(elements, energy_mean, energy_std)
+    )
 
 
 def build_pair(entry: dict, cutoff: float, graph: GraphBatch, energy: torch.Tensor) -> tuple[torch.nn.Module, torch.nn.Module]:

@@ -19,16 +19,15 @@ import torch_sim as ts
 from ase import units
 from ase.md.verlet import VelocityVerlet
 
-from freecg_plugin.calculator import FreeCGCalculator
-from freecg_plugin.md import MDConfig, load_structure
-from freecg_plugin.md.simulation import _initial_velocities
-from freecg_plugin.md.torchsim import FreeCGTorchSimModel
+from freecg_plugin.integrations import FreeCGCalculator
+from freecg_plugin.integrations.torchsim import FreeCGTorchSimModel
+from freecg_plugin.md import MDConfig, initial_velocities, load_structure
 
 
 def _ase_ms_per_step(checkpoint: str, steps: int) -> float:
     calculator = FreeCGCalculator(checkpoint)
     atoms = load_structure(None, 0, calculator.config.data)
-    _initial_velocities(atoms, MDConfig(checkpoint=checkpoint, output=""))
+    initial_velocities(atoms, MDConfig(checkpoint=checkpoint, output=""))
     atoms.calc = calculator
     dynamics = VelocityVerlet(atoms, timestep=0.5 * units.fs)
     dynamics.run(5)  # warm-up

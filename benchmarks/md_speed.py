@@ -20,16 +20,16 @@ import torch
 from ase import units
 from ase.md.verlet import VelocityVerlet
 
-from freecg_plugin.calculator import FreeCGCalculator
+from freecg_plugin.integrations import FreeCGCalculator
 from freecg_plugin.md import MDConfig, load_structure
 
 
 def _dynamics(checkpoint: str, dtype: torch.dtype, temperature: float) -> VelocityVerlet:
-    from freecg_plugin.md.simulation import _initial_velocities
+    from freecg_plugin.md import initial_velocities
 
     calculator = FreeCGCalculator(checkpoint, dtype=dtype)
     atoms = load_structure(None, 0, calculator.config.data)
-    _initial_velocities(atoms, MDConfig(checkpoint=checkpoint, output="", temperature=temperature))
+    initial_velocities(atoms, MDConfig(checkpoint=checkpoint, output="", temperature=temperature))
     atoms.calc = calculator
     return VelocityVerlet(atoms, timestep=0.5 * units.fs)
 

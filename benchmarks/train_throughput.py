@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 
 from freecg_plugin.atomistic import frame_graph
-from freecg_plugin.training.compare import load_compare_config, plan, preset_path
-from freecg_plugin.training.config import TrainConfig
-from freecg_plugin.training.data import load_data
-from freecg_plugin.training.run import train
+from freecg_plugin.compare import load_compare_config, plan, preset_path
+from freecg_plugin.configs import TrainConfig
+from freecg_plugin.data.splits import load_data
+from freecg_plugin.training import train
 
 
 def host_configs(preset: str, hosts: str | None) -> dict[str, dict[bool, dict]]:

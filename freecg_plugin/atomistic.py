@@ -16,7 +16,26 @@ from torch import Tensor
 
 from .neighbors import check_structure, neighbor_list
 
-__all__ = ["GraphBatch", "ReferenceEnergies", "Structure", "collate", "concatenate", "evaluate", "frame_graph"]
+__all__ = [
+    "GraphBatch",
+    "ReferenceEnergies",
+    "Structure",
+    "check_elements",
+    "collate",
+    "concatenate",
+    "evaluate",
+    "frame_graph",
+    "mean_neighbours",
+]
+
+
+def check_elements(numbers: Tensor, elements: Optional[Sequence[int]]) -> None:
+    """Raise ``ValueError`` naming any element of ``numbers`` not in ``elements`` (``None``: any)."""
+    if elements is None:
+        return
+    unknown = sorted(set(numbers.tolist()) - set(elements))
+    if unknown:
+        raise ValueError(f"unknown elements Z={unknown}: this model was trained on Z={list(elements)}")
 
 
 @dataclass
@@ -120,6 +139,12 @@ def collate(structures: Sequence[Structure], cutoff: float, allow_isolated: bool
         except ValueError as err:
             raise ValueError(f"structure {index}: {err}") from None
     return concatenate(graphs)
+
+
+def mean_neighbours(structures: Sequence[Structure], cutoff: float, frames: int = 100) -> float:
+    """Average number of neighbours per atom within ``cutoff`` over the first ``frames`` structures."""
+    graph = collate(structures[:frames], cutoff)
+    return graph.edge_index.shape[1] / max(graph.numbers.shape[0], 1)
 
 
 class ReferenceEnergies(torch.nn.Module):

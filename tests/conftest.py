@@ -64,3 +64,21 @@ def serve_folder():
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+HOST_MODULES = {
+    "test_pyg_visnet_adapter": "visnet",
+    "test_schnetpack_adapter": "schnetpack",
+    "test_spktrain": "schnetpack",
+    "test_nequip_adapter": "nequip",
+    "test_nequip_workflow": "nequip",
+    "test_nequip_model_suite": "nequip",
+}
+"""Test modules that exercise one host, marked with it (``pytest -m nequip``)."""
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        host = HOST_MODULES.get(item.module.__name__.rsplit(".", 1)[-1])
+        if host is not None:
+            item.add_marker(getattr(pytest.mark, host))

@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 
-from freecg_plugin.cli import _parser
+import pytest
+
+from freecg_plugin.cli import parser as _parser
 
 PROBE = r"""
 import ctypes, json, sys
@@ -36,6 +38,7 @@ def probe(setting: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_large_buffers_come_from_the_heap_and_stay_there():
     mib = 2**20
     default, heap = probe("default"), probe("heap")

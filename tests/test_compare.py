@@ -10,9 +10,9 @@ import pytest
 import torch
 import yaml
 
-from freecg_plugin.training.compare import BUDGETS, CompareConfig, load_compare_config, plan, preset_path, verdict, widen_hosts
-from freecg_plugin.training.equal_parameters import FINE_ARGS, WIDTH_ARGS, parameter_count, widen_host
-from freecg_plugin.training.hosts import HOSTS, build_host
+from freecg_plugin.compare import BUDGETS, CompareConfig, load_compare_config, plan, preset_path, verdict, widen_hosts
+from freecg_plugin.compare.equal_parameters import FINE_ARGS, WIDTH_ARGS, parameter_count, widen_host
+from freecg_plugin.hosts import HOSTS, HostStatistics, ModelConfig, build_host
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_HOSTS = [
@@ -70,6 +70,7 @@ def tiny_freecg(host):
     return {"groups": 2} if host in ("visnet", "painn", "so3net") else {"edges_per_group": 2}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("host", sorted(HOSTS))
 def test_every_host_builds_bare_and_with_freecg_and_gives_forces(host):
     from freecg_plugin.atomistic import Structure, collate, evaluate
@@ -77,9 +78,7 @@ def test_every_host_builds_bare_and_with_freecg_and_gives_forces(host):
     graph = collate([Structure(torch.tensor([8, 1, 1, 6]), torch.randn(4, 3, generator=torch.Generator().manual_seed(0)))], 4.0)
     sizes = []
     for settings in (None, tiny_freecg(host)):
-        model = build_host(
-            host, TINY_ARGS[host], 4.0, settings, None, [1, 6, 8], energy_mean=-3.0, energy_std=2.0, avg_num_neighbors=3.0, seed=0
-        )
+        model = build_host(ModelConfig(host, TINY_ARGS[host], 4.0, settings), HostStatistics([1, 6, 8], -3.0, 2.0, 3.0, seed=0))
         out = evaluate(model, graph)
         assert out["energy"].shape == (1,) and out["forces"].shape == (4, 3) and torch.isfinite(out["forces"]).all()
         sizes.append(sum(p.numel() for p in model.parameters()))
@@ -99,6 +98,7 @@ def test_widened_bare_host_has_host_plus_freecg_parameter_count(host):
     assert all(wide.args[k] >= args.get(k, 0) for k in changed)
 
 
+@pytest.mark.slow
 def test_quick_plan_widens_every_host_to_within_five_percent():
     config = load_compare_config(preset_path("quick"))
     widened = widen_hosts(config)
@@ -193,6 +193,7 @@ def test_presets_load():
         preset_path("huge")
 
 
+@pytest.mark.slow
 def test_tiny_comparison_end_to_end_and_resume(tmp_path):
     """One host, three seeds, the three budgets: mean ± std, a verdict per budget, the plots."""
     output = tmp_path / "out"
@@ -247,6 +248,7 @@ def test_tiny_comparison_end_to_end_and_resume(tmp_path):
     assert stamps == {r["key"]: os.path.getmtime(output / "runs" / r["key"] / "test_metrics.json") for r in runs[1:]}
 
 
+@pytest.mark.slow
 def test_tiny_property_comparison_reports_every_target(tmp_path):
     """task: properties: one host, two seeds, equal epochs and equal time, a verdict per target."""
     output = tmp_path / "out"

@@ -1,14 +1,16 @@
 """Multi-process training: Lightning DDP on the CPU (gloo, 2 processes) against one process with
-the combined batch, through the trainer's own task and data loader (``tests/ddp_steps.py``)."""
+the combined batch, through the trainer's own task and data loader (``tests/helpers/ddp_steps.py``)."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
-SCRIPT = Path(__file__).with_name("ddp_steps.py")
+pytestmark = pytest.mark.slow
+SCRIPT = Path(__file__).parent / "helpers" / "ddp_steps.py"
 
 
 def _env() -> dict:

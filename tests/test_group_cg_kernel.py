@@ -153,6 +153,7 @@ CHECK = """
 """
 
 
+@pytest.mark.slow
 def test_without_a_compiler_the_torch_contraction_runs(tmp_path):
     run = _run_isolated(CHECK, {"CXX": str(tmp_path / "no-such-compiler"), "FREECG_KERNEL_CACHE": str(tmp_path / "cache")})
     assert run.returncode == 0, run.stderr
@@ -161,6 +162,7 @@ def test_without_a_compiler_the_torch_contraction_runs(tmp_path):
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 
 
+@pytest.mark.slow
 def test_kernel_builds_into_an_empty_cache(tmp_path):
     cache = tmp_path / "cache"
     run = _run_isolated(CHECK, {"FREECG_KERNEL_CACHE": str(cache)})

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from freecg_plugin.atomistic import Structure, collate, evaluate
+from freecg_plugin.hosts import HOSTS, HostStatistics, ModelConfig, build_host
 from freecg_plugin.nn import FreeCGLayer
-from freecg_plugin.training.hosts import HOSTS, build_host
 
 TINY = {
     "visnet": ({"lmax": 2, "num_heads": 2, "num_layers": 2, "hidden_channels": 8, "num_rbf": 4}, {"groups": 2}),
@@ -40,7 +40,7 @@ def _build(host, freecg):
     the models are built in float32 and converted; NequIP and Allegro build in float64)."""
     args, _ = TINY[host]
     torch.manual_seed(7)
-    model = build_host(host, args, 3.5, freecg, None, [1, 6, 8], energy_mean=-5.0, energy_std=3.0, avg_num_neighbors=4.0, seed=7)
+    model = build_host(ModelConfig(host, args, 3.5, freecg), HostStatistics([1, 6, 8], -5.0, 3.0, 4.0, seed=7))
     return model.double()
 
 

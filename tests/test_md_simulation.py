@@ -19,8 +19,7 @@ from ase.io import read, write  # noqa: E402
 from test_user_data import emt_frames  # noqa: E402
 
 from freecg_plugin.md import MDConfig, analyse, read_log, simulate  # noqa: E402
-from freecg_plugin.training import TrainConfig  # noqa: E402
-from freecg_plugin.training.run import train  # noqa: E402
+from freecg_plugin.training import TrainConfig, train  # noqa: E402
 
 FREECG = Path(sys.executable).with_name("freecg")
 ETHANOL = {"dataset": "rmd17/ethanol", "n_train": 20, "n_val": 4, "n_test": 4}
@@ -54,10 +53,11 @@ def _max_energy_error(log) -> float:
     return float(np.abs(log["total_eV"] - log["total_eV"][0]).max())
 
 
+@pytest.mark.slow
 def test_nve_conserves_energy_and_one_percent_wrong_forces_break_the_bound(ethanol_model, tmp_path):
     from ase.md.verlet import VelocityVerlet
 
-    from freecg_plugin.calculator import FreeCGCalculator
+    from freecg_plugin.integrations import FreeCGCalculator
 
     config = MDConfig(checkpoint=str(ethanol_model), output=str(tmp_path / "nve"), ensemble="nve", temperature=100, time=0.2, log_every=5, stop_unstable=False)  # fmt: skip
     run = simulate(config, progress=False)
@@ -91,6 +91,7 @@ def _md_command(checkpoint, output, *extra):
     return [str(FREECG), "md", "--checkpoint", str(checkpoint), "--output", str(output), "--quiet", *extra]
 
 
+@pytest.mark.slow
 def test_a_killed_langevin_run_resumes_bit_for_bit(ethanol_model, tmp_path):
     settings = ["--ensemble", "langevin", "--temperature", "50", "--time", "0.3", "--save-every", "20", "--seed", "3", "--keep-going"]
     assert subprocess.run(_md_command(ethanol_model, tmp_path / "whole", *settings), capture_output=True).returncode == 0
@@ -135,6 +136,7 @@ def test_nose_hoover_chain_resumes_with_its_thermostat(ethanol_model, tmp_path):
     assert (tmp_path / "whole" / "log.csv").read_text() == (tmp_path / "parts" / "log.csv").read_text()
 
 
+@pytest.mark.slow
 def test_an_unstable_run_stops_with_a_message_and_keeps_what_was_written(ethanol_model, tmp_path):
     result = subprocess.run(
         _md_command(ethanol_model, tmp_path / "hot", "--temperature", "600", "--time", "0.5", "--bond-tolerance", "0.15"),
@@ -155,7 +157,7 @@ def test_an_unstable_run_stops_with_a_message_and_keeps_what_was_written(ethanol
 
 
 def test_periodic_md_wraps_atoms_and_conserves_energy_across_the_boundary(copper_model, tmp_path):
-    from freecg_plugin.calculator import FreeCGCalculator
+    from freecg_plugin.integrations import FreeCGCalculator
 
     start = emt_frames([2], seed=6)[0]
     start.calc = None
@@ -194,6 +196,7 @@ def test_npt_changes_the_volume_and_resumes_with_its_barostat(copper_model, tmp_
     assert (tmp_path / "whole" / "log.csv").read_text() == (tmp_path / "parts" / "log.csv").read_text()
 
 
+@pytest.mark.slow
 def test_bad_input_fails_in_one_line_before_any_step(ethanol_model, copper_model, tmp_path):
     from ase import Atoms
 
@@ -219,6 +222,7 @@ def test_bad_input_fails_in_one_line_before_any_step(ethanol_model, copper_model
     assert again.returncode == 2 and "already holds a run" in again.stderr  # never overwritten without --resume
 
 
+@pytest.mark.slow
 def test_md_compare_trains_both_arms_runs_the_protocol_and_reports(tmp_path):
     train_config = {"data": ETHANOL, "model": {**MODEL, "freecg": {"groups": 2}}, "optim": {**OPTIM, "max_epochs": 1}, "accelerator": "cpu"}
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(train_config))
@@ -263,15 +267,16 @@ def _rattled(frame, count, seed):
     return frames
 
 
+@pytest.mark.slow
 def test_torchsim_model_matches_the_ase_calculator(ethanol_model, copper_model):
     """The batched TorchSim model gives, system by system, the ASE calculator's energies, forces and
     stress (molecules; periodic cells)."""
     import torch
     import torch_sim as ts
 
-    from freecg_plugin.calculator import FreeCGCalculator
+    from freecg_plugin.integrations import FreeCGCalculator
+    from freecg_plugin.integrations.torchsim import FreeCGTorchSimModel
     from freecg_plugin.md import load_structure
-    from freecg_plugin.md.torchsim import FreeCGTorchSimModel
 
     for checkpoint, stress in ((ethanol_model, False), (copper_model, True)):
         calculator = FreeCGCalculator(str(checkpoint))
@@ -295,8 +300,8 @@ def test_torchsim_batched_nve_conserves_energy_per_replica(ethanol_model):
     import torch
     import torch_sim as ts
 
+    from freecg_plugin.integrations.torchsim import FreeCGTorchSimModel
     from freecg_plugin.md import load_structure
-    from freecg_plugin.md.torchsim import FreeCGTorchSimModel
 
     model = FreeCGTorchSimModel(str(ethanol_model))
     atoms = load_structure(None, 0, model.config.data)

@@ -20,10 +20,12 @@ import ase.io
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "data"
 BIN = Path(sys.executable).parent
-ENERGIES = Path(__file__).with_name("nequip_energies.py")
+ENERGIES = Path(__file__).parent / "helpers" / "nequip_energies.py"
 TINY = ["max_epochs=1", "num_train=20", "num_val=10", "num_test=10"]
 SMALL = {
     "nequip_freecg": ["training_module.model.num_features=8", "training_module.model.num_layers=2"],

@@ -168,14 +168,15 @@ FREECG = {"visnet": {"groups": 2}, "painn": {"groups": 2}, "so3net": {"groups": 
 
 
 def _property_model(host: str, targets, freecg=True):
+    from freecg_plugin.hosts import HostStatistics, ModelConfig, build_host
     from freecg_plugin.properties.model import build_property_model
-    from freecg_plugin.training.hosts import build_host
 
     torch.manual_seed(0)
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float32)  # SchNetPack builds its modules in float32 only; converted below
     try:
-        potential = build_host(host, HOST_ARGS[host], 4.0, FREECG[host] if freecg else None, None, [1, 6, 7, 8, 9], 0.0, 1.0, 8.0, 0)
+        model_config = ModelConfig(host, HOST_ARGS[host], 4.0, FREECG[host] if freecg else None)
+        potential = build_host(model_config, HostStatistics([1, 6, 7, 8, 9], 0.0, 1.0, 8.0, seed=0))
         model = build_property_model(potential, targets, {t: (0.1, 2.0) for t in targets}, host)
     finally:
         torch.set_default_dtype(default)
@@ -215,8 +216,9 @@ def test_property_models_are_invariant_for_every_host(float64, generator, host):
 
 def test_a_few_steps_lower_the_loss_of_every_target_kind(tmp_path):
     pytest.importorskip("lightning")
-    from freecg_plugin.properties.training import PropertyTask, load_property_data, property_loader, target_statistics
+    from freecg_plugin.properties.data import load_property_data
     from freecg_plugin.training import TrainConfig
+    from freecg_plugin.training.properties import PropertyTask, property_loader, target_statistics
 
     targets = ["alpha", "gap", "mu", "r2"]  # an atom-wise sum, a mean, the dipole, the spatial extent
     config = TrainConfig.from_dict({
@@ -252,6 +254,7 @@ def test_a_few_steps_lower_the_loss_of_every_target_kind(tmp_path):
         assert after[t] < 0.8 * before[t], (t, before[t], after[t])
 
 
+@pytest.mark.slow
 def test_freecg_train_properties_runs_and_reports_every_target(tmp_path):
     import json
     import subprocess

@@ -115,6 +115,7 @@ def test_official_rmd17_archive_layout_reads_the_same_frames(tmp_path):
     assert torch.equal(got_test.energy, ref_test.energy)
 
 
+@pytest.mark.slow
 def test_data_cli_list_path_fetch(cache, serve_folder, tmp_path):
     freecg = Path(sys.executable).with_name("freecg")
     env = {"FREECG_DATA": str(cache), "FREECG_DATA_MIRROR": serve_folder(DATA), "PATH": ""}

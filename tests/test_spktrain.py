@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("schnetpack")
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "data" / "rmd17"

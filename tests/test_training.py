@@ -8,8 +8,12 @@ import torch
 import yaml
 
 pytest.importorskip("lightning")
-from freecg_plugin.training import TrainConfig, load_config  # noqa: E402
-from freecg_plugin.training.run import load_data, train  # noqa: E402
+from freecg_plugin.data.splits import load_data  # noqa: E402
+from freecg_plugin.training import (  # noqa: E402
+    TrainConfig,
+    load_config,
+    train,  # noqa: E402
+)
 
 
 def tiny_config(output, **optim):
@@ -30,7 +34,7 @@ def tiny_config(output, **optim):
 
 
 def train_loss(task, data, cutoff=4.0):
-    from freecg_plugin.training.task import frame_loader
+    from freecg_plugin.data.loaders import frame_loader
 
     losses = []
     for batch in frame_loader(data, cutoff, 4, shuffle=False):
@@ -40,7 +44,7 @@ def train_loss(task, data, cutoff=4.0):
 
 
 def test_thirty_steps_lower_the_loss_and_resume_continues(tmp_path):
-    from freecg_plugin.training.task import PotentialTask
+    from freecg_plugin.training import PotentialTask
 
     config = tiny_config(tmp_path / "run")
     train_set = load_data(config.data)[0]
@@ -73,6 +77,7 @@ def test_config_errors_name_the_problem(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
+@pytest.mark.slow
 def test_cli_help_version_overrides_and_errors(tmp_path):
     freecg = Path(sys.executable).with_name("freecg")
     for command in ("train", "test", "evaluate", "compare", "data"):
@@ -112,7 +117,7 @@ def test_ase_calculator_in_md(tmp_path):
     ase = pytest.importorskip("ase")
     from ase.md.verlet import VelocityVerlet
 
-    from freecg_plugin.calculator import FreeCGCalculator
+    from freecg_plugin.integrations import FreeCGCalculator
 
     config = tiny_config(tmp_path / "run", max_epochs=1)
     train(config)
@@ -151,6 +156,7 @@ def test_ase_calculator_in_md(tmp_path):
         broken.get_potential_energy()
 
 
+@pytest.mark.slow
 def test_a_missing_extra_is_named_in_one_line(tmp_path):
     """With lightning absent, `freecg train` names the extra that installs it (no traceback)."""
     code = "import sys; sys.modules['lightning'] = None; from freecg_plugin.cli import main; sys.exit(main(['train', '--config', 'small']))"
@@ -159,6 +165,7 @@ def test_a_missing_extra_is_named_in_one_line(tmp_path):
     assert "lightning is not installed; install it with: pip install 'freecg-plugin[train]'" in result.stderr
 
 
+@pytest.mark.slow
 def test_compare_takes_overrides_and_prints_the_plan(tmp_path):
     freecg = Path(sys.executable).with_name("freecg")
     result = subprocess.run(
@@ -183,7 +190,7 @@ def test_compare_takes_overrides_and_prints_the_plan(tmp_path):
 
 def test_frame_graphs_are_built_once_and_batch_as_collate_does():
     from freecg_plugin.atomistic import collate
-    from freecg_plugin.training.task import FrameCollate
+    from freecg_plugin.data.loaders import FrameCollate
 
     config = TrainConfig.from_dict({"data": {"dataset": "water/deepmd64", "n_train": 6, "n_val": 2, "n_test": 2}})
     train_set, _, _ = load_data(config.data)

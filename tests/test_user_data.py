@@ -15,9 +15,13 @@ from ase.calculators.emt import EMT  # noqa: E402
 from ase.io import read, write  # noqa: E402
 
 from freecg_plugin.data import load_ase, load_npz  # noqa: E402
-from freecg_plugin.training import TrainConfig, load_config  # noqa: E402
-from freecg_plugin.training.data import atom_energies, load_data  # noqa: E402
-from freecg_plugin.training.run import evaluate_file, train  # noqa: E402
+from freecg_plugin.data.splits import atom_energies, load_data  # noqa: E402
+from freecg_plugin.evaluation import evaluate_file  # noqa: E402
+from freecg_plugin.training import (  # noqa: E402
+    TrainConfig,
+    load_config,
+    train,  # noqa: E402
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 WATER = ROOT / "examples" / "data" / "water" / "water64_deepmd_400.npz"
@@ -48,6 +52,7 @@ def water_files(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_separate_train_and_test_files_then_evaluate_reproduces_the_test(water_files, tmp_path):
     config_file = water_files / "config.yaml"  # relative data paths: relative to this file
     config_file.write_text(json.dumps({
@@ -149,7 +154,7 @@ def test_dummy_lattice_with_pbc_false_is_a_molecule_and_slabs_keep_their_periodi
 
 def test_slab_in_training_and_in_the_ase_calculator(tmp_path):
     from freecg_plugin.atomistic import collate
-    from freecg_plugin.calculator import FreeCGCalculator
+    from freecg_plugin.integrations import FreeCGCalculator
     from freecg_plugin.neighbors import neighbor_list
 
     frames = emt_frames([3, 3, 3, 3, 3, 3], seed=4, pbc=(True, True, False), vacuum=6.0)
@@ -180,6 +185,7 @@ def test_slab_in_training_and_in_the_ase_calculator(tmp_path):
     assert moved.get_potential_energy() == pytest.approx(atoms.get_potential_energy(), abs=1e-8)
 
 
+@pytest.mark.slow
 def test_evaluate_errors_are_one_line(water_files, tmp_path):
     bad = tmp_path / "broken.ckpt"
     bad.write_bytes(b"not a checkpoint")

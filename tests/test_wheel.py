@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("lightning")
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "data"
 
@@ -31,6 +32,11 @@ def test_wheel_installs_into_a_clean_venv_and_trains_from_an_empty_folder(tmp_pa
     assert "freecg_plugin/configs/train/small.yaml" in names and "freecg_plugin/data/registry.yaml" in names
     assert "freecg_plugin/nn/_group_cg_cpu.cpp" in names and "freecg_plugin/adapters/pyg_visnet.py" in names
     assert not [n for n in names if n.startswith(("tests/", "examples/")) or n.endswith(".npz")]
+    # the package list of pyproject.toml is the one list: every package folder of the tree is in the wheel
+    folders = ["freecg_plugin/adapters"] + [str(p.parent.relative_to(ROOT)) for p in (ROOT / "freecg_plugin").rglob("__init__.py")]
+    missing = sorted(f for f in folders if f"{f}/__init__.py" not in names and "__pycache__" not in f)
+    assert not missing, f"package folders missing from the wheel (pyproject.toml [tool.setuptools] packages): {missing}"
+    assert "freecg_plugin/configs/md/nve.yaml" in names and "freecg_plugin/cli/__main__.py" in names
 
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", "--without-pip", venv])

@@ -17,7 +17,7 @@ import ase.io
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from freecg_plugin.data import load_npz
-from freecg_plugin.training.report import write_atomic
+from freecg_plugin.files import write_atomic
 
 
 def to_atoms(data) -> list:

@@ -1,39 +1,23 @@
-"""Configs shipped inside the package, so that ``freecg train --config small`` and
-``freecg compare --preset quick`` work after a plain ``pip install``.
+"""Configs: the ones shipped inside the package (so that ``freecg train --config small`` works
+after a plain ``pip install``), reading YAML with ``key=value`` overrides, and the schema of a
+``freecg train`` config. Copy a shipped one (``freecg train --config small --print-config >
+mine.yaml``) to start your own."""
 
-``train/``: ``freecg train`` configs; ``compare/``: ``freecg compare`` plans. Copy one
-(``freecg train --config small --print-config > mine.yaml``) to start your own.
-"""
+from .reading import apply_overrides, build_dataclass, config_path, read_config, read_yaml_mapping, resolve_data_paths
+from .shipped import KINDS, shipped_config, shipped_configs
+from .train import OptimConfig, TrainConfig, load_config
 
-from __future__ import annotations
-
-from pathlib import Path
-from typing import Dict
-
-__all__ = ["shipped_config", "shipped_configs"]
-
-_HERE = Path(__file__).parent
-KINDS = ("train", "compare", "md_compare")
-
-
-def shipped_configs(kind: str) -> Dict[str, str]:
-    """``{name: first comment line}`` of the shipped configs of ``kind`` (one of :data:`KINDS`)."""
-    out = {}
-    for path in sorted((_HERE / kind).glob("*.yaml")):
-        first = path.read_text().splitlines()[0] if path.stat().st_size else ""
-        out[path.stem] = first.lstrip("# ").strip()
-    return out
-
-
-def shipped_config(kind: str, name: str) -> Path:
-    """The shipped config ``name`` of ``kind``.
-
-    Raises:
-        ValueError: for an unknown name, listing the shipped ones.
-    """
-    if kind not in KINDS:
-        raise ValueError(f"config kind must be one of {KINDS}, got {kind!r}")
-    path = _HERE / kind / f"{name}.yaml"
-    if not path.is_file():
-        raise ValueError(f"{name!r} is neither a file nor a shipped {kind} config; shipped: {sorted(shipped_configs(kind))}")
-    return path
+__all__ = [
+    "KINDS",
+    "OptimConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "build_dataclass",
+    "config_path",
+    "load_config",
+    "read_config",
+    "read_yaml_mapping",
+    "resolve_data_paths",
+    "shipped_config",
+    "shipped_configs",
+]

@@ -1,5 +1,6 @@
 """Molecular dynamics with FreeCG models: ``freecg md`` runs (ASE integrators, resumable, stopped
-when unstable), observables of trajectories, the MD-stability criteria, and their analysis."""
+when unstable), observables of trajectories, the MD-stability criteria, and their analysis.
+Comparisons of models in MD (``freecg md-compare``) live in :mod:`freecg_plugin.compare.md`."""
 
 from .analysis import analyse, read_log
 from .config import ENSEMBLES, MDConfig
@@ -15,8 +16,9 @@ from .observables import (
     unwrap,
 )
 from .potentials import Potential, load_potential
-from .simulation import MDRun, check_start, load_structure, simulate, stored_config
+from .simulation import MDRun, simulate, stored_config
 from .stability import BOND_TOLERANCE, bond_lengths, first_bond_failure, first_rdf_failure, molecular_bonds
+from .start import check_start, initial_velocities, load_structure
 
 __all__ = [
     "BOND_TOLERANCE",
@@ -35,6 +37,7 @@ __all__ = [
     "first_bond_failure",
     "first_rdf_failure",
     "histogram_mae",
+    "initial_velocities",
     "load_potential",
     "load_structure",
     "mean_squared_displacement",

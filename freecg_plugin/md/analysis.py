@@ -15,7 +15,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..data.config import DataConfig
 from .observables import diffusivity, distance_histogram, energy_drift, histogram_mae, mean_squared_displacement, rdf, unwrap
+from .start import read_frames
 
 __all__ = ["analyse", "read_log"]
 
@@ -33,15 +35,12 @@ def read_log(path) -> Dict[str, np.ndarray]:
 
 
 def _reference_frames(record: Dict[str, Any]) -> List:
-    from ..training.config import DataConfig
-    from .simulation import _frames
-
     source = record["config"].get("reference")
     if not source and not record.get("training_data"):
         return []  # a nequip model: no training data known
     data = None if source else DataConfig(**record["training_data"])
     try:
-        return _frames(source, data)
+        return read_frames(source, data)
     except (OSError, ValueError):
         return []
 

@@ -21,7 +21,7 @@ class MDConfig:
 
     Attributes:
         checkpoint: a ``freecg train`` checkpoint (``OUTPUT/checkpoints/best.ckpt``) or a compiled
-            nequip-framework model (``.nequip.pt2``; see :mod:`freecg_plugin.md.potentials`).
+            nequip-framework model (``.nequip.pt2``; see :mod:`freecg_plugin.integrations.nequip`).
         output: folder for ``trajectory.extxyz``, ``log.csv``, ``state.npz``, ``run.json``.
         structure: starting structure: any file ASE reads, or a dataset name (``freecg data list``);
             ``None``: the dataset the checkpoint was trained on.
@@ -32,8 +32,8 @@ class MDConfig:
         time: simulated time in ps (``steps = time / timestep``).
         friction: Langevin friction in 1/fs.
         tdamp: Nosé-Hoover thermostat time constant in fs (``None``: 100 time steps).
-        pressure: NPT pressure in bar; ``pdamp``: barostat time constant in fs (``None``: 1000
-            time steps).
+        pressure: NPT pressure in bar.
+        pdamp: NPT barostat time constant in fs (``None``: 1000 time steps).
         seed: initial velocities and Langevin noise.
         dtype: ``float64`` or ``float32`` for the model.
         device: ``cpu``, ``cuda``...

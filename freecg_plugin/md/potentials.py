@@ -1,10 +1,7 @@
-"""What ``freecg md`` simulates: a ``freecg train`` checkpoint, or a model of the nequip framework
-compiled by ``nequip-compile --mode aotinductor --target ase`` (``.nequip.pt2``; nequip refuses
-TorchScript on torch >= 2.10), such as NequIP + FreeCG or Allegro + FreeCG trained with
-``nequip-train``.
-
-A nequip model carries its cutoff and element names but neither its training data nor its energy
-unit: its runs need a starting structure and the unit (``energy_unit``)."""
+"""What ``freecg md`` simulates: a ``freecg train`` checkpoint (:class:`~freecg_plugin.integrations.ase.FreeCGCalculator`)
+or a compiled nequip-framework model (:mod:`freecg_plugin.integrations.nequip`), which carries
+neither its training data nor its energy unit: its runs need a starting structure and the unit
+(``energy_unit``)."""
 
 from __future__ import annotations
 
@@ -12,10 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional
 
-__all__ = ["NEQUIP_SUFFIXES", "Potential", "is_nequip_model", "load_potential"]
+from ..integrations.nequip import is_nequip_model, load_compiled_nequip
 
-NEQUIP_SUFFIXES = (".nequip.pt2",)
-"""File endings of compiled nequip-framework models."""
+__all__ = ["Potential", "load_potential"]
 
 
 @dataclass
@@ -37,31 +33,6 @@ class Potential:
     kind: str
 
 
-def is_nequip_model(path) -> bool:
-    """Whether ``path`` names a compiled nequip-framework model (by its ending)."""
-    return str(path).endswith(NEQUIP_SUFFIXES)
-
-
-def _nequip_potential(path: Path, device: str, energy_unit: Optional[str]) -> Potential:
-    from ase.data import atomic_numbers
-    from nequip.integrations.ase import NequIPCalculator
-
-    from ..data.units import convert_energy
-
-    if energy_unit is None:
-        raise ValueError(f"md: {path.name} is a nequip model, which does not store its energy unit: give --energy-unit (eV, kcal/mol, ...)")
-    scale = convert_energy(1.0, energy_unit, "eV")
-    calculator = NequIPCalculator.from_compiled_model(
-        str(path), device=device, chemical_species_to_atom_type_map=True, energy_units_to_eV=scale
-    )
-    names = list(calculator.transforms[0].model_type_names)  # the species mapper comes first
-    cutoff = next(float(t.r_max) for t in calculator.transforms if hasattr(t, "r_max"))  # the neighbour list's
-    unknown = [n for n in names if n not in atomic_numbers]
-    if unknown:
-        raise ValueError(f"md: {path.name}: its type names {unknown} are not chemical symbols")
-    return Potential(calculator, sorted(atomic_numbers[n] for n in names), cutoff, None, "nequip")
-
-
 def load_potential(checkpoint, device: str = "cpu", dtype: str = "float64", energy_unit: Optional[str] = None) -> Potential:
     """The potential in ``checkpoint`` (see the module docstring); ``dtype`` applies to ``freecg
     train`` checkpoints (a compiled model keeps the precision it was compiled in).
@@ -73,13 +44,13 @@ def load_potential(checkpoint, device: str = "cpu", dtype: str = "float64", ener
     """
     import torch
 
-    from ..calculator import FreeCGCalculator
+    from ..integrations.ase import FreeCGCalculator
 
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
     if is_nequip_model(path):
-        return _nequip_potential(path, device, energy_unit)
+        return Potential(*load_compiled_nequip(path, device, energy_unit), None, "nequip")
     if energy_unit is not None:
         raise ValueError(f"md: --energy-unit is for nequip models; {path.name} stores the unit of its training data")
     calculator = FreeCGCalculator(str(path), device=device, dtype=getattr(torch, dtype))

@@ -1,0 +1,58 @@
+"""The ``freecg`` command line: one module per command group (:mod:`~freecg_plugin.cli.train`:
+``train``, ``test``, ``evaluate``; :mod:`~freecg_plugin.cli.compare`: ``compare``,
+``md-compare``; :mod:`~freecg_plugin.cli.md`: ``md``, ``md-analyse``; :mod:`~freecg_plugin.cli.data`:
+``data``). It parses arguments and hands over; errors come out as one line (exit code 2)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from . import compare, data, md, train
+
+__all__ = ["main", "parser"]
+
+GROUPS = (train, compare, md, data)
+"""The command groups, in the order ``freecg --help`` lists them."""
+
+# optional dependency (top-level module) -> the extra that installs it
+_EXTRAS = {
+    "lightning": "train", "yaml": "train", "matplotlib": "train", "vesin": "train", "tqdm": "train", "pooch": "train",
+    "platformdirs": "train", "omegaconf": "train", "ase": "train", "torch_geometric": "pyg", "schnetpack": "schnetpack",
+    "nequip": "nequip", "allegro": "nequip", "torch_sim": "md",
+}  # fmt: skip
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``freecg`` parser; each command's handler is its ``run`` default."""
+    from .. import __version__
+
+    top = argparse.ArgumentParser(
+        prog="freecg", description="FreeCG potentials: train, test, evaluate, compare, simulate, and reference data."
+    )
+    top.add_argument("--version", action="version", version=f"freecg-plugin {__version__}")
+    commands = top.add_subparsers(dest="command", required=True)
+    for group in GROUPS:
+        group.add_commands(commands)
+    commands.metavar = "{" + ",".join(commands.choices) + "}"
+    return top
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except ModuleNotFoundError as err:
+        top = (err.name or "").split(".")[0]
+        if top not in _EXTRAS:
+            raise
+        print(f"freecg: error: {top} is not installed; install it with: pip install 'freecg-plugin[{_EXTRAS[top]}]'", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, RuntimeError) as err:
+        print(f"freecg: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("freecg: interrupted; `--resume` (train, md) or re-running (compare, md-compare) continues", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,7 @@
+"""What connects a trained model to other programs: ASE (:class:`FreeCGCalculator`), TorchSim
+(:mod:`freecg_plugin.integrations.torchsim`, batched replicas; needs ``torch-sim-atomistic``) and
+models of the nequip framework compiled for ASE (:mod:`freecg_plugin.integrations.nequip`)."""
+
+from .ase import FreeCGCalculator
+
+__all__ = ["FreeCGCalculator"]

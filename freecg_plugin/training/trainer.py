@@ -1,0 +1,110 @@
+"""The trainer (what ``freecg train`` runs): one skeleton for every task — prepare, fit, time,
+save, test, report — with the task (:mod:`~freecg_plugin.training.potential` or
+:mod:`~freecg_plugin.training.properties`) plugged in as a :class:`~freecg_plugin.training.job.Job`.
+
+The record (``test_metrics.json``) counts every epoch and every second of training across all
+the invocations of a resumed run (:class:`~freecg_plugin.training.clock.TrainingClock`).
+"""
+
+from __future__ import annotations
+
+import resource
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import lightning as L
+import torch
+
+from ..configs.train import TrainConfig
+from ..files import write_json
+from .clock import TrainingClock
+from .curves import plot_learning_curves
+from .job import Job
+from .potential import prepare_potential
+from .properties import prepare_properties
+
+__all__ = ["TASKS", "peak_memory_mb", "train", "trainer_for"]
+
+TASKS: Dict[str, Callable[[TrainConfig], Job]] = {"potential": prepare_potential, "properties": prepare_properties}
+"""``TrainConfig.task`` -> how to prepare its job."""
+
+
+def peak_memory_mb() -> float:
+    """Peak memory of this process: GPU memory allocated when on CUDA, else resident set size."""
+    if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+
+
+def trainer_for(config: TrainConfig, output: Path, max_epochs: int, callbacks: Optional[List] = None, logger: bool = True) -> L.Trainer:
+    """The Lightning trainer of a config: CSV (and TensorBoard, when installed) logs, the best and
+    the last checkpoint, ``max_time_s`` as Lightning's timer."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    # a new version per invocation: CSVLogger would replace an existing version's metrics on resume
+    loggers = [CSVLogger(output, name="logs")] if logger else False
+    if logger:
+        try:
+            import tensorboard  # noqa: F401
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            loggers.append(TensorBoardLogger(output, name="tensorboard"))
+        except ImportError:
+            pass
+    checkpoint = ModelCheckpoint(dirpath=output / "checkpoints", filename="best", monitor="val_loss", save_last=True)
+    return L.Trainer(
+        max_epochs=max_epochs,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
+        logger=loggers,
+        callbacks=[checkpoint, *(callbacks or [])],
+        inference_mode=False,  # forces need autograd in validation and test
+        gradient_clip_val=config.optim.gradient_clip,
+        log_every_n_steps=1,
+        deterministic=False,
+        num_sanity_val_steps=0,
+        max_time=None if config.optim.max_time_s is None else timedelta(seconds=config.optim.max_time_s),
+    )
+
+
+def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optional[int] = None) -> Dict[str, Any]:
+    """Train, keep the best checkpoint on validation loss, then test it; returns the test metrics
+    with the run's record (under DDP: on rank 0; the other processes return an empty mapping
+    after training).
+
+    Every check on the data (files, units, keys, frame counts, elements, stress labels) runs
+    before the first step."""
+    L.seed_everything(config.optim.seed, workers=True, verbose=False)
+    output = Path(config.output)
+    if resume is not None and not Path(resume).is_file():
+        raise FileNotFoundError(f"{resume}: no such checkpoint to resume from")
+    job = TASKS[config.task](config)
+    epochs = max_epochs if max_epochs is not None else config.optim.max_epochs
+    clock = TrainingClock()
+    trainer = trainer_for(config, output, epochs, [clock])
+    parameters = sum(p.numel() for p in job.task.model.parameters())
+    print(f"training {parameters:,} parameters {job.what} for {epochs} epochs -> {output}", flush=True)
+    trainer.fit(job.task, job.train_loader, job.val_loader, ckpt_path=resume)
+    trainer.save_checkpoint(output / "checkpoints" / "last.ckpt")  # the end of the run, for --resume (all ranks: a collective)
+    if not trainer.is_global_zero:  # DDP: the other processes stop here; rank 0 tests and reports
+        return {}
+    seconds, done = clock.seconds, max(clock.epochs, 1)
+    print(f"trained {done} epochs in {seconds:.1f} s ({seconds / done:.2f} s/epoch), all invocations together", flush=True)
+    best = trainer.checkpoint_callback.best_model_path or str(output / "checkpoints" / "last.ckpt")
+    results = job.test(best)
+    results.update(
+        seconds_per_epoch=seconds / done,
+        train_seconds=seconds,
+        epochs=done,
+        parameters=parameters,
+        peak_memory_mb=peak_memory_mb(),
+        seed=config.optim.seed,
+        **job.record,
+    )
+    write_json(output / "test_metrics.json", results, indent=2)
+    plot_learning_curves(output / "logs", output / "learning_curves.png", job.curve_unit)
+    return results
