@@ -18,7 +18,7 @@ import statistics
 import time
 
 import torch
-from host_step import aspirin_batch, build_model, infer, preset_hosts, set_kernel, train_step
+from common import aspirin_batch, build_model, infer, preset_hosts, set_kernel, train_step
 
 from freecg_plugin.nn import GroupCGTransform
 from freecg_plugin.testing import e3nn_reference_group_cg

@@ -20,10 +20,10 @@ import resource
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 import torch
+from common import PeakRSS
 
 from freecg_plugin import GroupCGTransform
 from freecg_plugin.testing import e3nn_reference_group_cg
@@ -88,37 +88,6 @@ def matmul_gflops(device: str, size: int = 2048, repeats: int = 10) -> float:
         sync(device)
         times.append(time.perf_counter() - start)
     return 2 * size**3 / statistics.median(times) / 1e9
-
-
-def current_rss() -> int:
-    """Resident memory of this process in bytes (Linux /proc)."""
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * resource.getpagesize()
-
-
-class PeakRSS:
-    """Peak resident memory above the level at entry, sampled every millisecond in a thread
-    (torch ops release the GIL, so the sampler runs while they do)."""
-
-    def __enter__(self) -> PeakRSS:
-        self.base = self.peak = current_rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.001):
-            self.peak = max(self.peak, current_rss())
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, current_rss())
-
-    @property
-    def bytes(self) -> int:
-        return self.peak - self.base
 
 
 def single_size(n: int, groups: int, k: int, device: str, repeats: int) -> dict:

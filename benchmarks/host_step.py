@@ -21,71 +21,12 @@ import statistics
 import time
 
 import torch
-
-from freecg_plugin.atomistic import GraphBatch, collate, evaluate
-from freecg_plugin.compare import preset_path
-from freecg_plugin.configs import read_yaml_mapping
-from freecg_plugin.data import load_rmd17_split, locate
-from freecg_plugin.hosts import HostStatistics, ModelConfig, build_host
-from freecg_plugin.nn import GroupCGTransform
-
-
-def set_kernel(model: torch.nn.Module, kernel: str) -> int:
-    """Set every group CG's implementation; returns how many there are."""
-    modules = [m for m in model.modules() if isinstance(m, GroupCGTransform)]
-    for module in modules:
-        module.kernel = kernel
-    return len(modules)
-
-
-def aspirin_batch(size: int, cutoff: float) -> tuple[GraphBatch, torch.Tensor, torch.Tensor]:
-    """The first ``size`` frames of rMD17 aspirin (split 01) as a float32 graph, energies, forces."""
-    train, _ = load_rmd17_split(locate("rmd17/aspirin", "01") / "rmd17", "aspirin", "01")
-    graph = collate(train.structures[:size], cutoff)
-    graph.positions, graph.cell, graph.shifts = graph.positions.float(), graph.cell.float(), graph.shifts.float()
-    return graph, train.energy[:size].float(), torch.cat(train.forces[:size]).float()
-
-
-def preset_hosts(preset: str, hosts: str | None) -> tuple[list[dict], float]:
-    """A ``freecg compare`` preset's host entries (``hosts``: a comma-separated subset) and cutoff."""
-    plan = read_yaml_mapping(preset_path(preset), "preset")
-    wanted = None if hosts is None else set(hosts.split(","))
-    return [e for e in plan["hosts"] if wanted is None or e["host"] in wanted], float(plan["cutoff"])
-
-
-def build_model(entry: dict, cutoff: float, elements: list[int], with_freecg: bool, energy_mean: float = 0.0, energy_std: float = 1.0):
-    """A preset host entry, bare or with FreeCG, from seed 0 (both start from the same host weights)."""
-    torch.manual_seed(0)
-    freecg = dict(entry["freecg"]) if with_freecg else None
-    return build_host(
-        ModelConfig(entry["host"], dict(entry.get("args", {})), cutoff, freecg), HostStatistics(elements, energy_mean, energy_std)
-    )
-
-
-def build_pair(entry: dict, cutoff: float, graph: GraphBatch, energy: torch.Tensor) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """A preset host entry built bare and with FreeCG, from the same seed."""
-    elements = sorted(set(graph.numbers.tolist()))
-    return tuple(build_model(entry, cutoff, elements, f, float(energy.mean()), float(energy.std())) for f in (False, True))
-
-
-def train_step(model: torch.nn.Module, graph: GraphBatch, energy: torch.Tensor, forces: torch.Tensor) -> None:
-    """What the trainer does per batch: energy, forces with ``create_graph``, loss, backward."""
-    out = evaluate(model, graph, forces=True, training=True)
-    loss = 0.05 * (out["energy"] - energy).square().mean() + 0.95 * (out["forces"] - forces).square().mean()
-    loss.backward()
-
-
-def infer(model: torch.nn.Module, graph: GraphBatch, energy: torch.Tensor, forces: torch.Tensor) -> None:
-    """What MD and evaluation do: energy and forces, no second derivatives."""
-    evaluate(model, graph, forces=True, training=False)
+from common import aspirin_batch, build_pair, host_arguments, infer, preset_hosts, set_kernel, train_step
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="quick")
-    parser.add_argument("--batch", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--hosts", default=None, help="comma-separated subset of the preset's hosts")
+    host_arguments(parser)
     args = parser.parse_args()
 
     entries, cutoff = preset_hosts(args.preset, args.hosts)

@@ -24,7 +24,7 @@ import time
 from collections import defaultdict
 
 import torch
-from host_step import aspirin_batch, build_pair, preset_hosts, set_kernel, train_step
+from common import aspirin_batch, build_pair, host_arguments, preset_hosts, set_kernel, train_step
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -76,10 +76,7 @@ def matmul_flops(model, graph, energy, forces) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="quick")
-    parser.add_argument("--hosts", default=None, help="comma-separated subset of the preset's hosts")
-    parser.add_argument("--batch", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=5)
+    host_arguments(parser, repeats=5)
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args()
 

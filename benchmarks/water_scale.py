@@ -36,8 +36,7 @@ import time
 from pathlib import Path
 
 import torch
-from group_cg import PeakRSS
-from host_step import build_model, preset_hosts
+from common import PeakRSS, build_model, preset_hosts
 
 from freecg_plugin.allocator import HEAP_ENVIRONMENT
 from freecg_plugin.atomistic import Structure, collate, evaluate

@@ -18,6 +18,7 @@ MOVED: Dict[str, Tuple[str, ...]] = {
     "freecg_plugin.calculator": ("freecg_plugin.integrations.ase", "freecg_plugin.checkpoint"),
     "freecg_plugin.md.torchsim": ("freecg_plugin.integrations.torchsim",),
     "freecg_plugin.md.compare": ("freecg_plugin.compare.md",),
+    "freecg_plugin.md.config": ("freecg_plugin.configs.md",),
     "freecg_plugin.training.compare": (
         "freecg_plugin.compare.plan",
         "freecg_plugin.compare.execute",

@@ -10,8 +10,9 @@ import pytest
 import torch
 import yaml
 
-from freecg_plugin.compare import BUDGETS, CompareConfig, load_compare_config, plan, preset_path, verdict, widen_hosts
+from freecg_plugin.compare import CompareConfig, load_compare_config, plan, preset_path, verdict, widen_hosts
 from freecg_plugin.compare.equal_parameters import FINE_ARGS, WIDTH_ARGS, parameter_count, widen_host
+from freecg_plugin.compare.plan import FIXED_BUDGETS
 from freecg_plugin.hosts import HOSTS, HostStatistics, ModelConfig, build_host
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,11 +185,13 @@ def test_presets_load():
     for name in ("quick", "mid", "full", "water"):
         config = load_compare_config(preset_path(name))
         assert {h["host"] for h in config.hosts} == set(HOSTS)
-        assert len(config.seeds) >= 3 and sorted(config.budgets) == sorted(BUDGETS)
+        assert len(config.seeds) >= 3 and sorted(config.budgets) == sorted(FIXED_BUDGETS)
     for name in ("qm9", "qm9_full"):
         config = load_compare_config(preset_path(name))
         assert config.task == "properties" and {"mu", "U0", "gap", "r2"} <= set(config.targets)
         assert {h["host"] for h in config.hosts} == {"visnet", "painn"} and config.budgets == ["epochs", "time"]
+    curves = load_compare_config(preset_path("curves"))
+    assert {"painn", "nequip", "visnet"} <= {h["host"] for h in curves.hosts} and curves.budgets == ["curve"] and len(curves.seeds) >= 3
     with pytest.raises(ValueError, match="neither a file nor a shipped compare config"):
         preset_path("huge")
 

@@ -1,6 +1,6 @@
 """``freecg md`` and ``freecg md-analyse``. ``freecg md`` takes its settings like the other
 commands (``--config md.yaml`` and ``key=value``) and as flags, one per field of
-:class:`~freecg_plugin.md.config.MDConfig`, generated from the dataclass and its docstring; flags
+:class:`~freecg_plugin.configs.md.MDConfig`, generated from the dataclass and its docstring; flags
 win over overrides, overrides over the file, and on ``--resume`` all of them over the run's
 stored settings."""
 
@@ -11,7 +11,7 @@ import re
 from dataclasses import MISSING, fields
 from typing import Any, Dict
 
-from ..md.config import MDConfig
+from ..configs.md import MDConfig
 from .shared import HEAP_HELP, OVERRIDES, shipped_help, shipped_names, use_heap_allocator
 
 __all__ = ["add_commands", "field_help"]

@@ -56,7 +56,7 @@ def run_plan(config: CompareConfig, progress: bool = True) -> Dict[str, Any]:
     output = Path(config.output)
     runs = plan(config)
     for run in runs:
-        if run.budget == "parameters" and run.seed == config.seeds[0]:
+        if run.seed == config.seeds[0] and (run.budget == "parameters" or run.roles[0][1] == "host, equal parameters"):
             label = run.roles[0][0]
             print(f"compare: {label} at equal parameters: {width_of(run)}", flush=True)
     write_json(output / "plan.json", [asdict(r) for r in runs])

@@ -1,6 +1,6 @@
 """``freecg md-compare``: the bare host and host + FreeCG through one MD protocol, several seeds.
 
-A plan names systems; each system has an MD protocol (:class:`~freecg_plugin.md.config.MDConfig`
+A plan names systems; each system has an MD protocol (:class:`~freecg_plugin.configs.md.MDConfig`
 settings) and its models, one per arm (``host``, ``host + FreeCG``), given as
 
 * ``checkpoint: PATH`` (one model) or ``checkpoints: [PATH, ...]`` (seed ``k`` of the plan uses
@@ -23,10 +23,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
+from ..configs.md import MDConfig
 from ..configs.reading import config_path, read_config
 from ..files import write_json, write_text
 from ..md.analysis import analyse
-from ..md.config import MDConfig
 from ..md.simulation import simulate
 from .execute import train_in_subprocess
 from .plan_file import load_plan

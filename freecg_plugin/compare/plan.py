@@ -24,6 +24,7 @@ from ..configs.reading import config_path
 from ..configs.train import OptimConfig, TrainConfig
 from ..data.splits import load_data
 from ..hosts import HOSTS
+from ..training.snapshots import log_spaced_times
 from .equal_parameters import FINE_ARGS, WIDTH_ARGS, Widened, widen_host
 from .plan_file import load_plan
 
@@ -31,6 +32,7 @@ __all__ = [
     "ABLATION_STEPS",
     "BUDGETS",
     "BUDGET_NAMES",
+    "FIXED_BUDGETS",
     "CompareConfig",
     "Run",
     "load_compare_config",
@@ -40,8 +42,13 @@ __all__ = [
     "width_of",
 ]
 
-BUDGETS = ("epochs", "time", "parameters")
-BUDGET_NAMES = {"epochs": "equal epochs", "time": "equal time", "parameters": "equal parameters"}
+FIXED_BUDGETS = ("epochs", "time", "parameters")
+"""The budgets compared at one end point (the default of a plan)."""
+BUDGETS = (*FIXED_BUDGETS, "curve")
+BUDGET_NAMES = {"epochs": "equal epochs", "time": "equal time", "parameters": "equal parameters", "curve": "curve (at the horizon)"}
+CURVE_KEYS = {"horizon_s", "first_s", "factor"}
+CURVE_EPOCHS = 1_000_000
+"""A curve run's epoch cap: its horizon is set in time."""
 ABLATION_STEPS = {  # the paper's ablation order; the last step is FreeCG with its defaults
     "+ group CG": dict(shuffle=False, enhancer=False),
     "+ shuffle": dict(enhancer=False),
@@ -63,8 +70,12 @@ class CompareConfig:
         cutoff: graph cutoff in Å for every host.
         seeds: training seeds; results are reported as mean ± std over them (at least two for
             a verdict).
-        budgets: any of ``epochs``, ``time`` (the bare host gets host + FreeCG's training time)
-            and ``parameters`` (the bare host widened to host + FreeCG's parameter count).
+        budgets: any of ``epochs``, ``time`` (the bare host gets host + FreeCG's training time),
+            ``parameters`` (the bare host widened to host + FreeCG's parameter count) and
+            ``curve`` (time-to-accuracy curves of all three, see :mod:`~freecg_plugin.compare.curves`).
+        curve: ``{horizon_s, first_s, factor}`` for the ``curve`` budget: every arm trains for
+            ``horizon_s`` seconds of the training clock, its weights saved at ``first_s``,
+            ``first_s * factor``, ... and at the horizon (``factor`` 2 unless given).
         ablation: ``{args, groups: [G1, G2]}`` for the ViSNet ablation (``null``: none).
         output: folder for the runs and the report.
         accelerator: Lightning accelerator for every run.
@@ -78,7 +89,8 @@ class CompareConfig:
     optim: Dict[str, Any] = field(default_factory=dict)
     cutoff: float = 5.0
     seeds: List[int] = field(default_factory=lambda: [1, 2, 3])
-    budgets: List[str] = field(default_factory=lambda: list(BUDGETS))
+    budgets: List[str] = field(default_factory=lambda: list(FIXED_BUDGETS))
+    curve: Optional[Dict[str, Any]] = None
     ablation: Optional[Dict[str, Any]] = None
     output: str = "runs/compare"
     accelerator: str = "cpu"
@@ -104,10 +116,24 @@ class CompareConfig:
             TrainConfig.from_dict({"data": self.data, "optim": self.optim, "model": {"host": entry["host"]}, **task}, "compare")
         if self.task == "properties" and ("parameters" in self.budgets or self.ablation is not None):
             raise ValueError("compare: task properties compares at equal epochs and equal time (no parameters budget, no ablation)")
+        if ("curve" in self.budgets) != (self.curve is not None):
+            raise ValueError("compare: the curve budget and the `curve: {horizon_s, first_s}` settings go together")
+        if self.curve is not None:
+            unknown = sorted(set(self.curve) - CURVE_KEYS)
+            if unknown or not {"horizon_s", "first_s"} <= set(self.curve):
+                raise ValueError(f"compare: curve takes horizon_s, first_s and factor, got {sorted(self.curve)}")
+            if self.task != "potential":
+                raise ValueError("compare: time-to-accuracy curves are for task potential")
+            self.curve_times()  # checks the numbers
         if self.ablation is not None:
             unknown = sorted(set(self.ablation) - {"args", "groups"})
             if unknown or len(self.ablation.get("groups", [])) != 2:
                 raise ValueError("compare: ablation needs `args` (ViSNet arguments) and `groups: [G1, G2]`")
+
+    def curve_times(self) -> List[float]:
+        """The snapshot times of the curve budget (seconds of the training clock)."""
+        c = self.curve or {}
+        return log_spaced_times(float(c["first_s"]), float(c["horizon_s"]), float(c.get("factor", 2.0)))
 
 
 def load_compare_config(path, overrides: Sequence[str] = ()) -> CompareConfig:
@@ -160,7 +186,7 @@ def plan(config: CompareConfig, widened: Optional[Dict[str, Widened]] = None) ->
     Runs with identical settings (e.g. the ablation's bare ViSNet and the visnet pair's host) are
     run once and play several roles. ``widened``: the equal-parameter hosts by label
     (:func:`widen_hosts`; computed here when the plan has that budget and none are given)."""
-    if "parameters" in config.budgets and widened is None:
+    if {"parameters", "curve"} & set(config.budgets) and widened is None:
         widened = widen_hosts(config)
     runs: Dict[str, Run] = {}
 
@@ -168,6 +194,9 @@ def plan(config: CompareConfig, widened: Optional[Dict[str, Widened]] = None) ->
         optim = dict(config.optim, seed=seed)
         if budget == "time":
             optim["max_epochs"] = int(optim.get("max_epochs", OptimConfig.max_epochs)) * 100
+        if budget == "curve":
+            horizon = float(config.curve["horizon_s"])
+            optim.update(max_epochs=CURVE_EPOCHS, max_time_s=horizon, curve_points_s=config.curve_times())
         train = {
             "data": dict(config.data),
             "model": {
@@ -192,15 +221,19 @@ def plan(config: CompareConfig, widened: Optional[Dict[str, Widened]] = None) ->
         for entry in config.hosts:
             label = _label(entry)
             host, args = entry["host"], entry.get("args", {})
-            with_freecg = add(
-                label, "host + FreeCG", "epochs", seed, host, args, dict(entry.get("freecg") or {}), entry.get("freecg_layers")
-            )
+            if set(FIXED_BUDGETS) & set(config.budgets):
+                freecg = dict(entry.get("freecg") or {})
+                with_freecg = add(label, "host + FreeCG", "epochs", seed, host, args, freecg, entry.get("freecg_layers"))
             if "epochs" in config.budgets:
                 add(label, "host", "epochs", seed, host, args, None)
             if "time" in config.budgets:
                 add(label, "host", "time", seed, host, args, None, time_of=with_freecg)
             if "parameters" in config.budgets:
                 add(label, "host", "parameters", seed, host, widened[label].args, None)
+            if "curve" in config.budgets:
+                add(label, "host + FreeCG", "curve", seed, host, args, dict(entry.get("freecg") or {}), entry.get("freecg_layers"))
+                add(label, "host", "curve", seed, host, args, None)
+                add(label, "host, equal parameters", "curve", seed, host, widened[label].args, None)
         if config.ablation is not None:
             args = config.ablation["args"]
             add("ViSNet ablation", "ViSNet", "epochs", seed, "visnet", args, None)

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..files import write_json, write_text
-from .plan import ABLATION_STEPS, BUDGET_NAMES, BUDGETS, CompareConfig, Run, plan, width_of
+from .curves import curve_report
+from .plan import ABLATION_STEPS, BUDGET_NAMES, FIXED_BUDGETS, CompareConfig, Run, plan, width_of
 from .plots import metric_name, plot_epoch_curves, plot_errors
 from .statistics import VERDICT_SPREAD, format_stat, mean_std, verdict
 
@@ -72,7 +73,7 @@ def report(config: CompareConfig, runs: Optional[List[Run]] = None) -> Dict[str,
             "host": label,
             "variant": variant,
             "budget": budget,
-            "width": width_of(by_key[members[0]["key"]]) if budget == "parameters" else None,
+            "width": width_of(by_key[members[0]["key"]]) if budget == "parameters" or variant == "host, equal parameters" else None,
             "seeds": [m["seed"] for m in members],
             "data_fingerprint": members[0].get("data_fingerprint"),
             "runs": [m["folder"] for m in members],
@@ -90,20 +91,19 @@ def report(config: CompareConfig, runs: Optional[List[Run]] = None) -> Dict[str,
     }
     write_json(output / "comparison.json", result)
     write_text(output / "comparison.md", markdown(result))
-    plot_errors(rows, metrics, unit, output / ("force_mae.png" if metrics == ["forces_mae"] else "target_mae.png"))
-    curve_key = "val_forces_mae" if metrics == ["forces_mae"] else "val_loss"
-    plot_epoch_curves(
-        [
+    if any(r["budget"] != "curve" for r in rows):  # the budgets at a fixed end (curves have their own plot)
+        plot_errors(rows, metrics, unit, output / ("force_mae.png" if metrics == ["forces_mae"] else "target_mae.png"))
+        epochs = [
             (label, variant, run.seed, output / run.folder / "logs")
             for run in runs
             if run.budget == "epochs"
             for label, variant in run.roles
-        ],
-        output / "learning_curves.png",
-        unit,
-        curve_key,
-    )
+        ]
+        plot_epoch_curves(epochs, output / "learning_curves.png", unit, "val_forces_mae" if metrics == ["forces_mae"] else "val_loss")
     print(markdown(result), flush=True)
+    if "curve" in config.budgets:
+        result["curves"] = curve_report(output, runs, float(config.curve["horizon_s"]), unit or "energy unit")
+        print((output / "curves.md").read_text(), flush=True)
     return result
 
 
@@ -112,10 +112,10 @@ def verdicts(rows: List[Dict[str, Any]], metrics: Sequence[str] = ("forces_mae",
     host's, and the verdict (``freecg`` / ``host``: mean ± std over seeds)."""
     index = {(r["host"], r["variant"], r["budget"]): r for r in rows}
     out = []
-    for (host, variant, _), row in index.items():
+    for (host, variant, own), row in index.items():
         if variant != "host + FreeCG":
             continue
-        for budget in BUDGETS:
+        for budget in ["curve"] if own == "curve" else FIXED_BUDGETS:
             bare = index.get((host, "host", budget))
             if bare is None:
                 continue
@@ -152,6 +152,7 @@ def markdown(result: Dict[str, Any]) -> str:
     header = ["host", "variant", "budget", *[name for _, name in columns]]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     pair_rank = {("host", "epochs"): 0, ("host + FreeCG", "epochs"): 1, ("host", "time"): 2, ("host", "parameters"): 3}
+    pair_rank.update({("host + FreeCG", "curve"): 4, ("host", "curve"): 5, ("host, equal parameters", "curve"): 6})
     first = {}
     for i, r in enumerate(result["rows"]):  # rows come in plan order
         first.setdefault(r["host"], i)
@@ -160,7 +161,7 @@ def markdown(result: Dict[str, Any]) -> str:
     def order(item):
         i, r = item
         step = r["variant"].split(" (")[0]
-        rank = pair_rank.get((r["variant"], r["budget"]), 4 + (steps.index(step) if step in steps else -1))
+        rank = pair_rank.get((r["variant"], r["budget"]), 7 + (steps.index(step) if step in steps else -1))
         return first[r["host"]], rank, i
 
     for _, r in sorted(enumerate(result["rows"]), key=order):

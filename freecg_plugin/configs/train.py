@@ -42,11 +42,20 @@ class OptimConfig:
     seed: int = 1
     gradient_clip: Optional[float] = None
     max_time_s: Optional[float] = None
-    """Stop training after this many seconds (``max_epochs`` still caps it): equal-time budgets."""
+    """Stop training after this many seconds of the training clock (``max_epochs`` still caps it):
+    equal-time budgets and curve horizons."""
+    curve_points_s: Optional[List[float]] = None
+    """Training-clock seconds at which the tested weights are saved (``OUTPUT/snapshots/``) and,
+    after training, evaluated on the validation and test frames (``OUTPUT/curve.json``): a
+    time-to-accuracy curve."""
 
     def __post_init__(self) -> None:
         if self.energy_loss not in ENERGY_LOSSES:
             raise ValueError(f"optim.energy_loss must be one of {list(ENERGY_LOSSES)}, got {self.energy_loss!r}")
+        if self.curve_points_s is not None:
+            times = [float(t) for t in self.curve_points_s]
+            if not times or any(t <= 0 for t in times) or times != sorted(set(times)):
+                raise ValueError(f"optim.curve_points_s must be increasing positive seconds, got {self.curve_points_s}")
 
 
 @dataclass
@@ -78,6 +87,8 @@ class TrainConfig:
             check_targets(self.targets or [])
             if self.model.host not in PROPERTY_HOSTS:
                 raise ValueError(f"task properties: model.host must be one of {list(PROPERTY_HOSTS)}, got {self.model.host!r}")
+            if self.optim.curve_points_s is not None:
+                raise ValueError("optim.curve_points_s: time-to-accuracy curves are for task potential")
         elif self.targets:
             raise ValueError("targets go with task: properties")
 

@@ -2,8 +2,8 @@
 when unstable), observables of trajectories, the MD-stability criteria, and their analysis.
 Comparisons of models in MD (``freecg md-compare``) live in :mod:`freecg_plugin.compare.md`."""
 
+from ..configs.md import ENSEMBLES, MDConfig
 from .analysis import analyse, read_log
-from .config import ENSEMBLES, MDConfig
 from .observables import (
     Diffusivity,
     EnergyDrift,

@@ -15,7 +15,7 @@ import numpy as np
 from ase import Atoms, units
 from ase.md.md import MolecularDynamics
 
-from .config import MDConfig
+from ..configs.md import MDConfig
 
 __all__ = ["build_dynamics", "integrator_state", "restore_integrator_state", "wrap_positions"]
 

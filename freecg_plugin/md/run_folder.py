@@ -13,8 +13,8 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
+from ..configs.md import MDConfig
 from ..files import write_atomic, write_json
-from .config import MDConfig
 from .integrators import integrator_state, wrap_positions
 from .watch import StabilityWatch
 

@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..configs.md import MDConfig
 from ..data.registry import sha256_of
 from ..files import write_json
-from .config import MDConfig
 from .integrators import build_dynamics, restore_integrator_state
 from .potentials import load_potential
 from .run_folder import RunFiles, check_same_run, restore_state, start_folder, stored_config

@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 from ..atomistic import Structure, check_elements, frame_graph
+from ..configs.md import MDConfig
 from ..data.config import DataConfig
 from ..data.registry import datasets
 from ..data.splits import load_pool
 from ..neighbors import check_structure
-from .config import MDConfig
 
 __all__ = ["OVERLAP_DISTANCE", "check_start", "closest_pair", "initial_velocities", "load_structure", "read_frames", "reference_frames"]
 

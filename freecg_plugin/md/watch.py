@@ -8,7 +8,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .config import MDConfig
+from ..configs.md import MDConfig
 from .observables import histogram_mae, rdf
 from .stability import bond_lengths, molecular_bonds
 from .start import closest_pair

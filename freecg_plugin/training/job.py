@@ -5,7 +5,7 @@ best checkpoint and what to add to the run's record. The trainer
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 import lightning as L
 from torch.utils.data import DataLoader
@@ -24,6 +24,9 @@ class Job:
         test: ``test(checkpoint) -> metrics`` of the test data (prints its table, writes its plots).
         record: added to ``test_metrics.json`` (``data_fingerprint``, ``unit``...).
         curve_unit: the unit of the learning-curve plot's validation error.
+        evaluate_weights: ``evaluate_weights(state_dict) -> {name: error}`` of the tested model
+            with other weights (a snapshot), on the validation and test data; ``None`` where the
+            task has no time-to-accuracy curves.
     """
 
     task: L.LightningModule
@@ -33,3 +36,4 @@ class Job:
     test: Callable[[str], Dict[str, Any]]
     record: Dict[str, Any] = field(default_factory=dict)
     curve_unit: str = ""
+    evaluate_weights: Optional[Callable[[Dict[str, Any]], Dict[str, float]]] = None

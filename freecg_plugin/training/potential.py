@@ -3,6 +3,7 @@ shared recipe (:class:`~freecg_plugin.training.recipe.RecipeTask`) and tested on
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -15,7 +16,7 @@ from ..configs.train import TrainConfig
 from ..data import AtomsData
 from ..data.loaders import frame_loader
 from ..data.splits import atom_energies, fingerprint, load_data, reference_offsets
-from ..evaluation import evaluate_model, metrics_table, parity_plot, torch_device
+from ..evaluation import evaluate_model, metrics, metrics_table, parity_plot, predict, torch_device
 from ..hosts import HostStatistics, build_potential
 from .job import Job
 from .recipe import RecipeTask
@@ -129,7 +130,24 @@ def prepare_potential(config: TrainConfig) -> Job:
             unit=train_set.energy_unit,
         ),
         curve_unit=train_set.energy_unit,
+        evaluate_weights=lambda state: _errors_with(task, state, {"val": val_set, "test": test_set}, cutoff, max(optim.batch_size, 8)),
     )
+
+
+def _errors_with(
+    task: PotentialTask, state: Dict[str, Any], sets: Dict[str, AtomsData], cutoff: float, batch_size: int
+) -> Dict[str, float]:
+    """Energy and force MAE of the task's tested model with the weights ``state`` on each set
+    (``val_forces_mae``, ``test_energy_mae``...), on the CPU."""
+    model = copy.deepcopy(task.inference_model).cpu()
+    model.load_state_dict(state)
+    model.eval()
+    out = {}
+    for name, data in sets.items():
+        pred, ref, _ = predict(model, data, cutoff, batch_size, torch.device("cpu"))
+        values = metrics(pred, ref, data.energy_unit)
+        out.update({f"{name}_{key}": values[key] for key in ("energy_mae", "forces_mae", "forces_rmse")})
+    return out
 
 
 def test(checkpoint: str, config: Optional[TrainConfig] = None, test_set: Optional[AtomsData] = None) -> Dict[str, float]:

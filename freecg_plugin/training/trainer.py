@@ -9,7 +9,6 @@ the invocations of a resumed run (:class:`~freecg_plugin.training.clock.Training
 from __future__ import annotations
 
 import resource
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
@@ -23,8 +22,9 @@ from .curves import plot_learning_curves
 from .job import Job
 from .potential import prepare_potential
 from .properties import prepare_properties
+from .snapshots import WeightSnapshots, read_snapshot, snapshot_files
 
-__all__ = ["TASKS", "peak_memory_mb", "train", "trainer_for"]
+__all__ = ["TASKS", "peak_memory_mb", "train", "trainer_for", "write_curve"]
 
 TASKS: Dict[str, Callable[[TrainConfig], Job]] = {"potential": prepare_potential, "properties": prepare_properties}
 """``TrainConfig.task`` -> how to prepare its job."""
@@ -39,7 +39,7 @@ def peak_memory_mb() -> float:
 
 def trainer_for(config: TrainConfig, output: Path, max_epochs: int, callbacks: Optional[List] = None, logger: bool = True) -> L.Trainer:
     """The Lightning trainer of a config: CSV (and TensorBoard, when installed) logs, the best and
-    the last checkpoint, ``max_time_s`` as Lightning's timer."""
+    the last checkpoint (``optim.max_time_s`` is the training clock's, see :func:`train`)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
@@ -67,8 +67,20 @@ def trainer_for(config: TrainConfig, output: Path, max_epochs: int, callbacks: O
         log_every_n_steps=1,
         deterministic=False,
         num_sanity_val_steps=0,
-        max_time=None if config.optim.max_time_s is None else timedelta(seconds=config.optim.max_time_s),
     )
+
+
+def write_curve(output: Path, job: Job) -> List[Dict[str, Any]]:
+    """Evaluate every weight snapshot of the run (after training: it costs the clock nothing) and
+    write ``curve.json``: per snapshot its clock and CPU seconds, epoch, step and errors."""
+    points = []
+    for path in snapshot_files(output):
+        snapshot = read_snapshot(path)
+        point = {"time_s": float(path.stem), **{k: snapshot[k] for k in ("seconds", "cpu_seconds", "epoch", "step")}}
+        points.append({**point, **job.evaluate_weights(snapshot["state_dict"])})
+    write_json(output / "curve.json", {"points": points})
+    print(f"curve: {len(points)} snapshots evaluated -> {output / 'curve.json'}", flush=True)
+    return points
 
 
 def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optional[int] = None) -> Dict[str, Any]:
@@ -84,8 +96,13 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
         raise FileNotFoundError(f"{resume}: no such checkpoint to resume from")
     job = TASKS[config.task](config)
     epochs = max_epochs if max_epochs is not None else config.optim.max_epochs
-    clock = TrainingClock()
-    trainer = trainer_for(config, output, epochs, [clock])
+    clock = TrainingClock(config.optim.max_time_s)
+    callbacks = [clock]
+    if config.optim.curve_points_s:
+        if job.evaluate_weights is None:
+            raise ValueError(f"optim.curve_points_s: task {config.task} has no time-to-accuracy curves")
+        callbacks.append(WeightSnapshots(output, config.optim.curve_points_s, clock))
+    trainer = trainer_for(config, output, epochs, callbacks)
     parameters = sum(p.numel() for p in job.task.model.parameters())
     print(f"training {parameters:,} parameters {job.what} for {epochs} epochs -> {output}", flush=True)
     trainer.fit(job.task, job.train_loader, job.val_loader, ckpt_path=resume)
@@ -99,12 +116,15 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
     results.update(
         seconds_per_epoch=seconds / done,
         train_seconds=seconds,
+        train_cpu_seconds=clock.cpu_seconds,
         epochs=done,
         parameters=parameters,
         peak_memory_mb=peak_memory_mb(),
         seed=config.optim.seed,
         **job.record,
     )
+    if config.optim.curve_points_s:
+        write_curve(output, job)
     write_json(output / "test_metrics.json", results, indent=2)
     plot_learning_curves(output / "logs", output / "learning_curves.png", job.curve_unit)
     return results

@@ -12,13 +12,15 @@ embedding cutoff at r_max, isolated-atom energies, cross-frame gradients.
 import pytest
 from nequip.utils.unittests.model_tests_basic import EnergyModelTestsMixin
 
-TYPES = {
+TYPES = {  # and the settings both models share
     "type_names": ["H", "C", "O"],  # the suite's isolated-atom test builds one frame per type, three
     "r_max": 4.0,
     "avg_num_neighbors": 6.0,
     "per_type_energy_shifts": {"H": 0.1, "C": -0.2, "O": 0.3},
     "per_type_energy_scales": {"H": 1.5, "C": 0.9, "O": 1.1},
     "seed": 123,
+    "l_max": 2,
+    "parity": True,
 }
 
 
@@ -30,8 +32,6 @@ class TestFreeCGNequIP(EnergyModelTestsMixin):
             "_target_": "freecg_plugin.adapters.nequip_models.FreeCGNequIPGNNModel",
             **TYPES,
             "num_layers": 3,
-            "l_max": 2,
-            "parity": True,
             "num_features": 8,
             "radial_mlp_width": 16,
             # K = 4: two groups, so the shuffle moves whole groups for real
@@ -50,8 +50,6 @@ class TestFreeCGAllegro(EnergyModelTestsMixin):
         return {
             "_target_": "freecg_plugin.adapters.nequip_models.FreeCGAllegroModel",
             **TYPES,
-            "l_max": 2,
-            "parity": True,
             "radial_chemical_embed": {"_target_": "allegro.nn.TwoBodyBesselScalarEmbed", "num_bessels": 8},
             "radial_chemical_embed_dim": 16,
             "num_layers": 2,

@@ -1,5 +1,5 @@
-"""What one simulation runs: :class:`MDConfig`, checked when built (one-line errors, before any
-step)."""
+"""What one ``freecg md`` simulation runs: :class:`MDConfig`, checked when built (one-line errors,
+before any step)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,177 @@
+"""Time-to-accuracy curves (``budgets: [curve]``): does FreeCG pay for itself, and from which
+training time on?
+
+Every arm (host + FreeCG, the bare host, and the bare host widened to host + FreeCG's parameter
+count) trains once for the plan's horizon of training-clock time; its tested weights are saved at
+log-spaced times and evaluated afterwards (:mod:`~freecg_plugin.training.snapshots`). Per host,
+over the seeds:
+
+* the curves, mean ± std of the test force MAE at each time (``curves.png``, log-log);
+* the **cross-over time**: the first time from which host + FreeCG stays ahead of the bare host
+  at every later point by more than two standard errors of the difference (the verdict rule of
+  :func:`~freecg_plugin.compare.statistics.verdict`), or none within the horizon;
+* the time each arm needs to reach 1.5x, 1.2x and 1.0x the bare host's final error;
+* the error at the end of the horizon, with the verdict against each bare arm;
+* whether the bare host's curve has flattened: less than 5 % change over the last doubling of time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from ..files import write_json, write_text
+from ..plots import pyplot, save_png
+from .statistics import VERDICT_SPREAD, format_stat, mean_std, verdict
+
+__all__ = ["ARMS", "FLAT", "TARGETS", "crossover", "curve_report", "flattened", "time_to"]
+
+ARMS = ("host + FreeCG", "host", "host, equal parameters")
+"""The arms of a curve comparison, the first one compared with the others."""
+TARGETS = (1.5, 1.2, 1.0)
+"""Fixed errors, as multiples of the bare host's final error, that each arm's time to reach is reported for."""
+FLAT = 0.05
+"""A curve has flattened when its error changed by less than this over the last doubling of time."""
+
+
+def _clear_lead(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
+    """``a``'s mean below ``b``'s by more than two standard errors of the difference (``verdict``'s rule)."""
+    if a["n"] < 2 or b["n"] < 2:
+        return False
+    error = math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
+    return b["mean"] - a["mean"] > VERDICT_SPREAD * error
+
+
+def crossover(times: Sequence[float], freecg: Sequence[Dict[str, Any]], host: Sequence[Dict[str, Any]]) -> Optional[float]:
+    """The first of ``times`` from which ``freecg`` (mean ± std per time) stays clearly ahead of
+    ``host`` at every later time; ``None`` when it is not ahead at the last one."""
+    found = None
+    for t, a, b in zip(times, freecg, host):
+        if _clear_lead(a, b):
+            found = t if found is None else found
+        else:
+            found = None
+    return found
+
+
+def time_to(times: Sequence[float], curve: Sequence[Dict[str, Any]], target: float) -> Optional[float]:
+    """The first time at which the mean error is at or below ``target`` (``None``: never)."""
+    return next((t for t, point in zip(times, curve) if point["mean"] <= target), None)
+
+
+def flattened(times: Sequence[float], curve: Sequence[Dict[str, Any]]) -> Optional[bool]:
+    """Whether the mean error changed by less than :data:`FLAT` between half the last time and
+    the last time (``None``: the curve does not span a doubling)."""
+    half = [k for k, t in enumerate(times) if t <= times[-1] / 2 * (1 + 1e-6)]
+    if not half:
+        return None
+    before, last = curve[half[-1]]["mean"], curve[-1]["mean"]
+    return abs(last / before - 1) < FLAT
+
+
+def _points(output: Path, folder: str) -> Optional[List[Dict[str, Any]]]:
+    path = output / folder / "curve.json"
+    return json.loads(path.read_text())["points"] if path.is_file() else None
+
+
+def collect(output: Path, runs: Sequence[Any], metric: str = "test_forces_mae") -> Dict[str, Dict[str, Any]]:
+    """Per host label and arm: the snapshot times and ``metric`` as mean ± std over the seeds
+    whose curves are there (every seed of a plan has the same times)."""
+    seeds: Dict[tuple, List[List[Dict[str, Any]]]] = {}
+    for run in runs:
+        if run.budget != "curve":
+            continue
+        points = _points(output, run.folder)
+        if points:
+            for label, arm in run.roles:
+                seeds.setdefault((label, arm), []).append(points)
+    curves: Dict[str, Dict[str, Any]] = {}
+    for (label, arm), members in seeds.items():
+        times = [p["time_s"] for p in members[0] if all(any(q["time_s"] == p["time_s"] for q in m) for m in members)]
+        values = [mean_std([next(q[metric] for q in m if q["time_s"] == t) for m in members]) for t in times]
+        curves.setdefault(label, {})[arm] = {"times": times, metric: values, "seeds": len(members)}
+    return curves
+
+
+def _summary(label: str, arms: Dict[str, Dict[str, Any]], metric: str) -> Dict[str, Any]:
+    ours, host = arms.get(ARMS[0]), arms.get(ARMS[1])
+    out: Dict[str, Any] = {"host": label, "arms": {arm: {"seeds": c["seeds"], "end": c[metric][-1]} for arm, c in arms.items()}}
+    if ours is None or host is None:
+        return out
+    shared = [t for t in ours["times"] if t in host["times"]]
+    pick = lambda curve: [curve[metric][curve["times"].index(t)] for t in shared]  # noqa: E731
+    out["crossover_s"] = crossover(shared, pick(ours), pick(host))
+    final = host[metric][-1]["mean"]
+    out["time_to"] = {f"{x:g}x": {arm: time_to(c["times"], c[metric], x * final) for arm, c in arms.items()} for x in TARGETS}
+    out["flattened"] = {arm: flattened(c["times"], c[metric]) for arm, c in arms.items()}
+    out["verdicts"] = {
+        arm: {
+            "verdict": verdict(ours[metric][-1]["values"], c[metric][-1]["values"]),
+            "change_percent": 100 * (ours[metric][-1]["mean"] / c[metric][-1]["mean"] - 1),
+        }
+        for arm, c in arms.items()
+        if arm != ARMS[0]
+    }
+    return out
+
+
+def _metric_label(metric: str) -> str:
+    """``test_forces_mae`` -> ``test force MAE``."""
+    split, _, name = metric.partition("_")
+    return f"{'validation' if split == 'val' else split} {name.replace('forces_', 'force ').replace('energy_', 'energy ').replace('mae', 'MAE').replace('rmse', 'RMSE')}"
+
+
+def _markdown(summaries: List[Dict[str, Any]], horizon: float, metric: str, unit: str) -> str:
+    lines = [
+        f"Time-to-accuracy: {_metric_label(metric)} ({unit}/Å) against training-clock time, horizon {horizon:g} s; mean ± std over seeds.",
+        "",
+        "| host | arm | error at the horizon | host + FreeCG against this arm | flattened | "
+        + " | ".join(f"time to {x:g}x host's final (s)" for x in TARGETS)
+        + " | cross-over (s) |",
+        "|---|---|---|---|---|" + "---|" * len(TARGETS) + "---|",
+    ]
+    for s in summaries:
+        for arm, info in s["arms"].items():
+            v = s.get("verdicts", {}).get(arm)
+            against = f"{v['change_percent']:+.1f} %, {v['verdict']}" if v else ""
+            flat = {True: "yes", False: "no", None: ""}[s.get("flattened", {}).get(arm)]
+            reach = [s.get("time_to", {}).get(f"{x:g}x", {}).get(arm) for x in TARGETS]
+            cross = "" if arm != ARMS[0] else ("none within the horizon" if s.get("crossover_s") is None else f"{s['crossover_s']:g}")
+            cells = [s["host"], arm, format_stat(info["end"]), against, flat] + ["" if r is None else f"{r:g}" for r in reach] + [cross]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(curves: Dict[str, Dict[str, Any]], metric: str, unit: str, path: Path) -> None:
+    plt = pyplot()
+    from matplotlib import ticker
+
+    labels = list(curves)
+    fig, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 3.6), squeeze=False)
+    for ax, label in zip(axes[0], labels):
+        for arm, curve in curves[label].items():
+            means = [p["mean"] for p in curve[metric]]
+            stds = [p["std"] for p in curve[metric]]
+            ax.errorbar(curve["times"], means, yerr=stds, marker="o", ms=3, capsize=2, label=f"{arm} ({curve['seeds']} seeds)")
+        ax.set(xscale="log", yscale="log", xlabel="training time (s)", title=label)
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(ticker.ScalarFormatter())
+            axis.set_minor_formatter(ticker.NullFormatter())
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(f"{_metric_label(metric)} ({unit}/Å)")
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def curve_report(output: Path, runs: Sequence[Any], horizon: float, unit: str, metric: str = "test_forces_mae") -> Dict[str, Any]:
+    """Write ``curves.md``, ``curves.json`` and ``curves.png`` from the finished curve runs; returns the JSON."""
+    curves = collect(output, runs, metric)
+    summaries = [_summary(label, arms, metric) for label, arms in curves.items()]
+    result = {"metric": metric, "unit": unit, "horizon_s": horizon, "curves": curves, "summaries": summaries}
+    write_json(output / "curves.json", result)
+    write_text(output / "curves.md", _markdown(summaries, horizon, metric, unit))
+    if curves:
+        _plot(curves, metric, unit, output / "curves.png")
+    return result
