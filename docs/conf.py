@@ -1,17 +1,21 @@
 """Sphinx configuration of the freecg-plugin documentation (``sphinx-build -W -b html docs docs/_build/html``)."""
 
-from importlib.metadata import version
+import importlib.metadata
 
 project = "freecg-plugin"
 author = "the freecg-plugin developers"
-release = version("freecg-plugin")
+release = importlib.metadata.version("freecg-plugin")
+version = release
 extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax"]
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build"]
 myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
 autodoc_member_order = "bysource"
-autodoc_default_options = {"undoc-members": False}
+autodoc_inherit_docstrings = False  # the hosts' and Lightning's docstrings are theirs, not ours
+# members are documented where they are defined (packages re-export them: no duplicates)
+autodoc_default_options = {"ignore-module-all": True}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+napoleon_use_ivar = True  # Attributes: sections as fields of their class, not as objects of their own
 html_theme = "alabaster"

@@ -25,7 +25,7 @@ def bench(script: str, *args, cwd=None) -> str:
 def test_every_benchmark_script_has_a_smoke_test():
     tested = {"group_cg.py", "host_step.py", "profile_freecg.py", "gpu_visnet_step.py", "water_scale.py", "train_throughput.py"}
     tested |= {"md_speed.py", "md_batched.py", "compare_molecules.py"}
-    assert {p.name for p in BENCHMARKS.glob("*.py")} == tested
+    assert {p.name for p in BENCHMARKS.glob("*.py")} - {"common.py"} == tested  # common.py: what the scripts share
 
 
 def test_layer_and_host_benchmarks_run_on_their_smallest_setting(tmp_path):
@@ -36,7 +36,7 @@ def test_layer_and_host_benchmarks_run_on_their_smallest_setting(tmp_path):
     out = bench("profile_freecg.py", "--hosts", "painn", "--batch", 1, "--repeats", 1, "--top", 2)
     assert "painn" in out
     out = bench("gpu_visnet_step.py", "--device", "cpu", "--preset", "quick", "--batch", 1, "--repeats", 1)
-    assert "visnet" in out.lower()
+    assert "gpu freecg_e3nn train_ms=" in out
     out = bench("water_scale.py", "--hosts", "painn", "--replicas", 1, "--repeats", 1, "--png", tmp_path / "scale.png")
     assert (tmp_path / "scale.png").stat().st_size > 0
 

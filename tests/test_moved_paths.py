@@ -5,11 +5,15 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from freecg_plugin._moved import MOVED
 
 CHECK = """
 import importlib, json, warnings
 warnings.simplefilter("always")
+import pytest
+
 from freecg_plugin._moved import MOVED
 seen = {}
 with warnings.catch_warnings(record=True) as caught:
@@ -33,6 +37,7 @@ print(json.dumps({"warnings": [str(w.message) for w in caught if issubclass(w.ca
 """
 
 
+@pytest.mark.slow
 def test_old_paths_import_warn_once_and_give_the_new_objects():
     done = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -17,7 +17,7 @@ class DataConfig:
         dataset: a registry name (``freecg data list``), e.g. ``rmd17/aspirin`` (official split
             ``split``: train file -> train/val frames, test file -> test frames) or
             ``water/deepmd64`` (one file: train, val and test frames drawn from it).
-        split: rMD17 split, ``1``..``5`` or ``"01"``..``"05"``.
+        split: rMD17 split, ``1`` to ``5`` or ``"01"`` to ``"05"``.
         train, val, test: the user's files (extxyz, npz, ASE database...), instead of
             ``dataset``; relative paths in a config file are relative to that file. ``val`` and
             ``test`` may be left out: their frames are then drawn from ``train``.

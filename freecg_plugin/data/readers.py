@@ -132,7 +132,7 @@ def load_rmd17_split(folder, molecule: str, split="01") -> Tuple[AtomsData, Atom
     """The official rMD17 split: ``(train, test)`` (kcal/mol), from the per-split files
     ``rmd17_<molecule>_{train,test}_<split>.npz`` in ``folder``, or from the official archive
     under it (``npz_data/rmd17_<molecule>.npz`` + ``splits/index_{train,test}_<split>.csv``).
-    ``split`` is ``"01"``..``"05"`` or an integer. Never train on more than the 1,000 train
+    ``split`` is ``"01"`` to ``"05"`` or an integer. Never train on more than the 1,000 train
     frames (they are time-correlated)."""
     folder, split = Path(folder), f"{int(split):02d}"
     per_split = [folder / f"rmd17_{molecule}_{part}_{split}.npz" for part in ("train", "test")]

@@ -77,7 +77,7 @@ class Dataset:
     prepare: Optional[str] = None
 
     def select(self, split: Optional[str] = None) -> Tuple[DataFile, ...]:
-        """The files of rMD17 split ``split`` (``"01"``..``"05"``), or all files."""
+        """The files of rMD17 split ``split`` (``"01"`` to ``"05"``), or all files."""
         if split is None or self.format != "rmd17" or self.unpack:
             return self.files
         chosen = tuple(f for f in self.files if f.path.endswith(f"_{split}.npz"))

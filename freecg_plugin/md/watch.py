@@ -55,7 +55,7 @@ class StabilityWatch:
         self.since_check = 0
 
     def bond_deviation(self, atoms) -> float:
-        """The largest |bond length - reference| (Å) of a molecule; NaN for cells."""
+        """The largest ``|bond length - reference|`` (Å) of a molecule; NaN for cells."""
         if self.bonds is None:
             return float("nan")
         return float(np.abs(bond_lengths(atoms.positions, self.bonds)[0] - self.bond_reference).max())
