@@ -22,7 +22,7 @@ PAINN = {"host": "painn", "args": {"n_atom_basis": 8, "n_interactions": 1, "n_rb
 
 def clock_of(checkpoint: Path) -> float:
     """The training seconds a checkpoint's clock holds."""
-    return float(torch.load(checkpoint, map_location="cpu", weights_only=False)["callbacks"]["TrainingClock"]["seconds"])
+    return float(torch.load(checkpoint, map_location="cpu", weights_only=True)["callbacks"]["TrainingClock"]["seconds"])
 
 
 @pytest.mark.slow

@@ -53,15 +53,15 @@ def test_thirty_steps_lower_the_loss_and_resume_continues(tmp_path):
     before = train_loss(fresh, train_set)
     results = train(config)  # 6 epochs x 5 steps = 30 steps
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    state = torch.load(last, map_location="cpu", weights_only=False)
+    state = torch.load(last, map_location="cpu", weights_only=True)
     assert state["global_step"] == 30
-    after = train_loss(PotentialTask.load_from_checkpoint(last), train_set)
+    after = train_loss(PotentialTask.load_from_checkpoint(last, weights_only=True), train_set)
     assert after < 0.9 * before, (before, after)  # same initial weights (same seed) before training
     assert results["forces_mae"] > 0 and (tmp_path / "run" / "force_parity.png").stat().st_size > 0
     assert (tmp_path / "run" / "learning_curves.png").stat().st_size > 0
     # resume: continues from step 30 to epoch 8
     train(config, resume=str(last), max_epochs=8)
-    resumed = torch.load(last, map_location="cpu", weights_only=False)
+    resumed = torch.load(last, map_location="cpu", weights_only=True)
     assert resumed["global_step"] == 40 and resumed["epoch"] == state["epoch"] + 2
 
 

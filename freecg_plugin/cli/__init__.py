@@ -1,6 +1,6 @@
 """The ``freecg`` command line: one module per command group (:mod:`~freecg_plugin.cli.train`:
 ``train``, ``test``, ``evaluate``; :mod:`~freecg_plugin.cli.compare`: ``compare``,
-``md-compare``; :mod:`~freecg_plugin.cli.md`: ``md``, ``md-analyse``; :mod:`~freecg_plugin.cli.data`:
+``md-compare``; :mod:`~freecg_plugin.cli.models`: ``export``, ``convert``; :mod:`~freecg_plugin.cli.md`: ``md``, ``md-analyse``; :mod:`~freecg_plugin.cli.data`:
 ``data``). It parses arguments and hands over; errors come out as one line (exit code 2)."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from . import compare, data, md, train
+from . import compare, data, md, models, train
 
 __all__ = ["main", "parser"]
 
-GROUPS = (train, compare, md, data)
+GROUPS = (train, models, compare, md, data)
 """The command groups, in the order ``freecg --help`` lists them."""
 
 # optional dependency (top-level module) -> the extra that installs it

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..atomistic import GraphBatch, mean_neighbours
+from ..checkpoint import read_checkpoint
 from ..configs.train import TrainConfig
 from ..data.loaders import GraphCollate, graph_loader
 from ..data.splits import fingerprint
@@ -120,7 +121,8 @@ def prepare_properties(config: TrainConfig) -> Job:
 def evaluate_properties(checkpoint: str, data: PropertyData, output: Optional[Path] = None, batch_size: int = 32) -> Dict[str, Any]:
     """MAE and RMSE per target of a property checkpoint on ``data``; prints the table and, with
     ``output``, writes a parity plot per target (``parity_<target>.png``)."""
-    task = PropertyTask.load_from_checkpoint(checkpoint, map_location="cpu")
+    read_checkpoint(checkpoint)  # one-line errors, and nothing unpickled
+    task = PropertyTask.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
     task.inference_model.eval()
     pred: Dict[str, List[Tensor]] = {name: [] for name in task.targets}
     ref: Dict[str, List[Tensor]] = {name: [] for name in task.targets}

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Optional
 import lightning as L
 import torch
 
+from ..checkpoint import read_checkpoint
 from ..configs.train import TrainConfig
 from ..files import write_json
 from .clock import TrainingClock
@@ -92,8 +93,10 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
     before the first step."""
     L.seed_everything(config.optim.seed, workers=True, verbose=False)
     output = Path(config.output)
-    if resume is not None and not Path(resume).is_file():
-        raise FileNotFoundError(f"{resume}: no such checkpoint to resume from")
+    if resume is not None:
+        if not Path(resume).is_file():
+            raise FileNotFoundError(f"{resume}: no such checkpoint to resume from")
+        read_checkpoint(resume)  # one line for a file that is not a checkpoint or needs unpickling
     job = TASKS[config.task](config)
     epochs = max_epochs if max_epochs is not None else config.optim.max_epochs
     clock = TrainingClock(config.optim.max_time_s)
@@ -105,7 +108,7 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
     trainer = trainer_for(config, output, epochs, callbacks)
     parameters = sum(p.numel() for p in job.task.model.parameters())
     print(f"training {parameters:,} parameters {job.what} for {epochs} epochs -> {output}", flush=True)
-    trainer.fit(job.task, job.train_loader, job.val_loader, ckpt_path=resume)
+    trainer.fit(job.task, job.train_loader, job.val_loader, ckpt_path=resume, weights_only=True)
     trainer.save_checkpoint(output / "checkpoints" / "last.ckpt")  # the end of the run, for --resume (all ranks: a collective)
     if not trainer.is_global_zero:  # DDP: the other processes stop here; rank 0 tests and reports
         return {}
