@@ -20,7 +20,7 @@ GROUPS = (train, models, compare, md, data)
 _EXTRAS = {
     "lightning": "train", "yaml": "train", "matplotlib": "train", "vesin": "train", "tqdm": "train", "pooch": "train",
     "platformdirs": "train", "omegaconf": "train", "ase": "train", "torch_geometric": "pyg", "schnetpack": "schnetpack",
-    "nequip": "nequip", "allegro": "nequip", "torch_sim": "md",
+    "nequip": "nequip", "allegro": "nequip", "torch_sim": "md", "openmm": "openmm", "openmmml": "openmm", "safetensors": "train",
 }  # fmt: skip
 
 
