@@ -164,3 +164,16 @@ def test_convert_rewrites_a_trusted_old_checkpoint_that_needed_unpickling(traine
     e_old, f_old = energy_forces(checkpoint)
     e_new, f_new = energy_forces(new)
     assert e_new == e_old and np.array_equal(f_new, f_old)
+
+
+@pytest.mark.slow
+def test_freecg_md_and_test_run_from_the_model_file(trained, tmp_path):
+    _, model = trained
+    md = subprocess.run(
+        [str(FREECG), "md", "--checkpoint", str(model), "--output", str(tmp_path / "md"), "--ensemble", "nve", "--time", "0.01", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+    assert md.returncode == 0 and "completed: 20 steps" in md.stdout, md.stderr[-2000:]
+    tested = subprocess.run([str(FREECG), "test", "--checkpoint", str(model)], capture_output=True, text=True, cwd=tmp_path)
+    assert tested.returncode == 0 and "| forces (per Å) |" in tested.stdout, tested.stderr[-2000:]
