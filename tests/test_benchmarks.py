@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.tiny import PAINN, train_tiny
 
 pytest.importorskip("lightning")
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
-PAINN = {"host": "painn", "args": {"n_atom_basis": 8, "n_interactions": 1, "n_rbf": 6}, "freecg": {"groups": 2}}
 
 
 def bench(script: str, *args, cwd=None) -> str:
@@ -58,19 +58,7 @@ def test_training_benchmarks_run_on_their_smallest_setting(tmp_path):
 
 
 def test_md_benchmarks_run_on_their_smallest_setting(tmp_path):
-    from freecg_plugin.configs import TrainConfig
-    from freecg_plugin.training import train
-
-    checkpoints = []
-    for freecg in (None, PAINN["freecg"]):
-        output = tmp_path / ("freecg" if freecg else "host")
-        config = TrainConfig.from_dict({
-            "data": {"dataset": "rmd17/ethanol", "n_train": 8, "n_val": 4, "n_test": 4},
-            "model": {"host": "painn", "args": PAINN["args"], "cutoff": 4.0, "freecg": freecg},
-            "optim": {"batch_size": 4, "max_epochs": 1, "warmup_steps": 1}, "output": str(output), "accelerator": "cpu",
-        })  # fmt: skip
-        train(config)
-        checkpoints.append(output / "checkpoints" / "best.ckpt")
+    checkpoints = [train_tiny(tmp_path / "host", freecg=None), train_tiny(tmp_path / "freecg")]
     out = bench("md_speed.py", "--system", "ethanol", *checkpoints, "--steps", 2, "--rounds", 1)
     assert "md_cost ethanol" in out
     out = bench("md_batched.py", *checkpoints, "--replicas", "1,2", "--steps", 2, "--rounds", 1)

@@ -10,6 +10,7 @@ import time
 
 import pytest
 import yaml
+from helpers.tiny import tiny_plan
 
 pytest.importorskip("lightning")
 
@@ -17,8 +18,6 @@ from freecg_plugin.compare import load_compare_config, plan  # noqa: E402
 from freecg_plugin.compare.curves import crossover, flattened, time_to  # noqa: E402
 from freecg_plugin.compare.statistics import mean_std  # noqa: E402
 from freecg_plugin.training.snapshots import log_spaced_times  # noqa: E402
-
-PAINN = {"host": "painn", "args": {"n_atom_basis": 8, "n_interactions": 1, "n_rbf": 6}, "freecg": {"groups": 2}}
 
 
 def stats(*rows):
@@ -77,16 +76,8 @@ def test_the_clock_leaves_out_the_time_the_process_was_stopped():
 @pytest.mark.slow
 def test_curve_budget_end_to_end(tmp_path):
     output = tmp_path / "out"
-    settings = {
-        "data": {"dataset": "rmd17/ethanol", "n_train": 8, "n_val": 4, "n_test": 6},
-        "optim": {"lr": 1e-3, "batch_size": 4, "warmup_steps": 2, "ema_decay": 0.9},
-        "cutoff": 4.0,
-        "seeds": [1, 2],
-        "budgets": ["curve"],
-        "curve": {"horizon_s": 4, "first_s": 1},
-        "hosts": [PAINN],
-        "output": str(output),
-    }
+    settings = tiny_plan(output, seeds=[1, 2], budgets=["curve"], curve={"horizon_s": 4, "first_s": 1})
+    settings["optim"]["ema_decay"] = 0.9
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(settings))
     runs = plan(load_compare_config(tmp_path / "plan.yaml"))
     assert sorted(r.roles[0][1] for r in runs) == sorted(["host + FreeCG", "host", "host, equal parameters"] * 2)

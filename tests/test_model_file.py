@@ -18,9 +18,9 @@ import torch
 pytest.importorskip("lightning")
 pytest.importorskip("safetensors")
 
+from helpers.tiny import train_tiny  # noqa: E402
+
 from freecg_plugin.checkpoint import convert_checkpoint, export_model, load_trained_model  # noqa: E402
-from freecg_plugin.configs import TrainConfig  # noqa: E402
-from freecg_plugin.training import train  # noqa: E402
 
 FREECG = Path(sys.executable).with_name("freecg")
 
@@ -28,13 +28,7 @@ FREECG = Path(sys.executable).with_name("freecg")
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("model")
-    config = TrainConfig.from_dict({
-        "data": {"dataset": "rmd17/ethanol", "n_train": 8, "n_val": 4, "n_test": 4},
-        "model": {"host": "painn", "args": {"n_atom_basis": 8, "n_interactions": 1, "n_rbf": 6}, "cutoff": 4.0, "freecg": {"groups": 2}},
-        "optim": {"batch_size": 4, "max_epochs": 1, "warmup_steps": 1, "ema_decay": 0.9}, "output": str(out), "accelerator": "cpu",
-    })  # fmt: skip
-    train(config)
-    checkpoint = out / "checkpoints" / "best.ckpt"
+    checkpoint = train_tiny(out, ema_decay=0.9)
     return checkpoint, export_model(checkpoint, out / "model.freecg")
 
 

@@ -10,14 +10,13 @@ openmm = pytest.importorskip("openmm")
 pytest.importorskip("openmmml")
 pytest.importorskip("lightning")
 
+from helpers.tiny import train_tiny  # noqa: E402
 from openmm import app, unit  # noqa: E402
 from openmmml import MLPotential  # noqa: E402
 
 from freecg_plugin.checkpoint import export_model  # noqa: E402
-from freecg_plugin.configs import TrainConfig  # noqa: E402
 from freecg_plugin.integrations import FreeCGCalculator  # noqa: E402
 from freecg_plugin.md import load_structure  # noqa: E402
-from freecg_plugin.training import train  # noqa: E402
 
 KJ_PER_MOL_PER_EV = 96.48533212331
 
@@ -25,13 +24,7 @@ KJ_PER_MOL_PER_EV = 96.48533212331
 @pytest.fixture(scope="module")
 def aspirin_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("openmm")
-    config = TrainConfig.from_dict({
-        "data": {"dataset": "rmd17/aspirin", "n_train": 16, "n_val": 4, "n_test": 4},
-        "model": {"host": "painn", "args": {"n_atom_basis": 8, "n_interactions": 1, "n_rbf": 6}, "cutoff": 4.0, "freecg": {"groups": 2}},
-        "optim": {"batch_size": 4, "max_epochs": 2, "warmup_steps": 1, "lr": 3e-3}, "output": str(out), "accelerator": "cpu",
-    })  # fmt: skip
-    train(config)
-    return export_model(out / "checkpoints" / "best.ckpt", out / "aspirin.freecg")
+    return export_model(train_tiny(out, "rmd17/aspirin", frames=16, epochs=2, lr=3e-3), out / "aspirin.freecg")
 
 
 def topology_of(atoms) -> app.Topology:

@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers.tiny import PAINN, tiny_plan
 
 pytest.importorskip("lightning")
 
 from freecg_plugin.compare import load_compare_config, plan, train_in_subprocess  # noqa: E402
 from freecg_plugin.configs import TrainConfig  # noqa: E402
 from freecg_plugin.training import train  # noqa: E402
-
-PAINN = {"host": "painn", "args": {"n_atom_basis": 8, "n_interactions": 1, "n_rbf": 6}, "freecg": {"groups": 2}}
 
 
 def clock_of(checkpoint: Path) -> float:
@@ -45,15 +44,8 @@ def test_a_resumed_property_training_counts_both_invocations(tmp_path):
 @pytest.mark.slow
 def test_equal_time_budget_is_the_whole_training_of_an_interrupted_freecg_run(tmp_path):
     output = tmp_path / "out"
-    settings = {
-        "data": {"dataset": "rmd17/ethanol", "n_train": 8, "n_val": 4, "n_test": 6},
-        "optim": {"lr": 1e-3, "batch_size": 4, "max_epochs": 4, "warmup_steps": 2},
-        "cutoff": 4.0,
-        "seeds": [3],
-        "budgets": ["time"],
-        "hosts": [PAINN],
-        "output": str(output),
-    }
+    settings = tiny_plan(output, budgets=["time"])
+    settings["optim"]["max_epochs"] = 4
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(settings))
     runs = plan(load_compare_config(tmp_path / "plan.yaml"))
     (freecg,) = [r for r in runs if r.roles[0][1] == "host + FreeCG"]
