@@ -69,7 +69,9 @@ def read_checkpoint(checkpoint, device="cpu") -> Dict[str, Any]:
         raise FileNotFoundError(f"{path}: no such checkpoint")
     try:
         contents = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" not in str(err):  # damaged or not a checkpoint at all
+            raise ValueError(f"{path}: not a readable freecg checkpoint ({_first_reason(err)})") from None
         raise ValueError(
             f"{path}: refused: it holds Python objects, and unpickling them would run code from the file; if you trust who made it, "
             f"convert it once with `freecg convert {path} --trust --output NEW.ckpt`"
@@ -84,6 +86,12 @@ def read_checkpoint(checkpoint, device="cpu") -> Dict[str, Any]:
     ):
         raise ValueError(f"{path}: not a freecg checkpoint (no training config in it)")
     return contents
+
+
+def _first_reason(err: Exception) -> str:
+    """The part of an error worth a one-line message (torch's weights-only advice left out)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip() and "weights_only" not in line and "Weights only" not in line]
+    return (lines[0] if lines else type(err).__name__)[:200]
 
 
 def convert_checkpoint(checkpoint, output, trust: bool = False) -> Path:
