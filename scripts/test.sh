@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || bash scripts/setup.sh
 scratch="$(mktemp -d)"
 export TMPDIR="${TMPDIR:-$scratch}" TORCHINDUCTOR_CACHE_DIR="${TORCHINDUCTOR_CACHE_DIR:-$scratch/inductor}"
-if [ "$#" -gt 0 ]; then
-    exec .venv/bin/python -m pytest -q "$@"
+if [ "$#" -gt 0 ]; then  # e.g. -m "not slow" (the quick loop) or a test file; the nequip suite runs apart (below)
+    exec .venv/bin/python -m pytest -q --ignore=tests/nequip_suite "$@"
 fi
 .venv/bin/python -m pytest -q --ignore=tests/nequip_suite
 .venv/bin/python -m pytest -q -p nequip.utils.unittests.conftest tests/nequip_suite
