@@ -51,9 +51,12 @@ def is_model_file(path) -> bool:
     path = Path(path)
     if path.suffix == SUFFIX:
         return True
+    if not zipfile.is_zipfile(path):
+        return False
     try:
-        return zipfile.is_zipfile(path) and "model.json" in zipfile.ZipFile(path).namelist()
-    except OSError:
+        with zipfile.ZipFile(path) as archive:  # a Lightning checkpoint is a zip archive too
+            return "model.json" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
         return False
 
 
