@@ -10,7 +10,7 @@ Three builders, each a nequip ``@model_builder`` (so they take ``seed``, ``model
 
 The ``freecg`` block (all optional): ``groups`` or ``edges_per_group`` (default K = 8 when the
 channels allow it, else one group), ``paths``, ``symmetry``, ``group_cg``, ``shuffle``, ``shift``,
-``enhancer`` (NequIP only), ``operand_norm``, ``gate``, ``init`` (``zeros``, the default: the model
+``enhancer`` and ``enhancer_per_channel`` (NequIP only), ``operand_norm``, ``gate``, ``init`` (``zeros``, the default: the model
 starts as the host, see :class:`~freecg_plugin.nn.FreeCGConfig`; ``normal``, ``xavier``) and ``layers``
 (indices of the interaction blocks / Allegro layers that get FreeCG; default all that can). The
 host fixes ``irreps`` and ``channels``. The modules themselves live in
@@ -69,6 +69,8 @@ def _splice_nequip(blocks: List[InteractionBlock], settings: Dict[str, Any], lay
             enhancer_out=scatter.tp.weight_numel,
             keep_self_update=False,
         )
+        if settings.get("enhancer_per_channel", FreeCGConfig.enhancer_per_channel):
+            host["enhancer_out"] = channels
         config = FreeCGConfig.for_host(settings, host)
         dtype = next(block.parameters()).dtype
         block.tp_scatter = FreeCGTensorProductScatter(scatter, FreeCGLayer(config), scatter.feature_irreps_in).to(dtype)

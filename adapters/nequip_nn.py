@@ -28,6 +28,8 @@ builders live apart in :mod:`freecg_plugin.adapters.nequip_models`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from e3nn.o3._irreps import Irreps
 from e3nn.o3._linear import Linear
@@ -78,8 +80,14 @@ class FreeCGTensorProductScatter(nn.Module):
         self.channels = builder.channels
         self.use_enhancer = freecg.enhancer is not None
         use_group_cg = freecg.group_cg is not None
-        if self.use_enhancer and freecg.enhancer.linear.out_features != tp_scatter.tp.weight_numel:
-            raise ValueError(f"enhancer_out {freecg.enhancer.linear.out_features} != the TP's {tp_scatter.tp.weight_numel} edge weights")
+        # the enhancer's bias covers every TP edge weight, or one per channel shared by the TP's paths
+        self.bias_blocks = 1
+        if self.use_enhancer:
+            out, numel = freecg.enhancer.linear.out_features, tp_scatter.tp.weight_numel
+            sizes = {math.prod(ins.path_shape) for ins in tp_scatter.tp.instructions if ins.has_weight}
+            if out != numel and sizes != {out}:
+                raise ValueError(f"enhancer_out {out}: neither the TP's {numel} edge weights nor its paths' {sorted(sizes)} channels")
+            self.bias_blocks = numel // out
         self.state_in = Linear(Irreps(feature_irreps_in), edge_irreps)
         self.messages_in = Linear(irreps_mid, edge_irreps) if use_group_cg else None
         self.products_out = Linear(edge_irreps, irreps_mid) if use_group_cg else None
@@ -89,7 +97,8 @@ class FreeCGTensorProductScatter(nn.Module):
         state = freecg.builder.from_mul_ir(self.state_in(x))  # B: [N, G, K, dim]
         if self.use_enhancer:
             per_atom = state.reshape(state.shape[0], self.channels, self.dim).transpose(1, 2)
-            edge_weight = edge_weight * (1.0 + freecg.edge_bias(per_atom, edge_attr[:, : self.dim], edge_src))
+            bias = freecg.edge_bias(per_atom, edge_attr[:, : self.dim], edge_src)
+            edge_weight = (edge_weight.view(edge_weight.shape[0], self.bias_blocks, -1) * (1.0 + bias[:, None, :])).view(edge_weight.shape)
         messages = self.tp_scatter(x, edge_attr, edge_weight, edge_dst, edge_src)
         messages_in, products_out = self.messages_in, self.products_out
         if messages_in is None or products_out is None:

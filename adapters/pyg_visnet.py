@@ -191,7 +191,12 @@ def splice_visnet(
     The graph module is replaced by :class:`RadiusGraph` (same contract, no pyg-lib needed).
     """
     block = model.representation_model
-    host = {"irreps": "1o+2e" if block.lmax == 2 else "1o", "channels": block.hidden_channels, "enhancer_out": block.num_heads}
+    host = {
+        "irreps": "1o+2e" if block.lmax == 2 else "1o",
+        "channels": block.hidden_channels,
+        "enhancer_out": block.num_heads,
+        "enhancer_per_channel": False,
+    }
     if identity_start:
         host.update(host_start(freecg), keep_self_update=True)
     config = FreeCGConfig.for_host(freecg, host)

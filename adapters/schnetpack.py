@@ -87,6 +87,8 @@ class FreeCGPaiNNInteraction(nn.Module):
         self.freecg = freecg
         self.n_atom_basis = interaction.n_atom_basis
         self.use_enhancer = freecg.enhancer is not None
+        # the enhancer's bias covers all three filters (3F), or one filter's F entries shared by the three
+        self.bias_repeats = 3 * self.n_atom_basis // freecg.enhancer.linear.out_features if freecg.enhancer is not None else 1
 
     def forward(
         self, q: Tensor, mu: Tensor, Wij: Tensor, dir_ij: Tensor, idx_i: Tensor, idx_j: Tensor, n_atoms: int
@@ -94,7 +96,7 @@ class FreeCGPaiNNInteraction(nn.Module):
         state = torch.cat([q, mu], dim=1)  # [N, 4, F]: irreps 0e + 1o per channel
         if self.use_enhancer:
             sh = torch.cat([torch.ones_like(dir_ij[:, :1]), dir_ij], dim=1)
-            Wij = Wij * (1.0 + self.freecg.edge_bias(state, sh, idx_j)[:, None, :])
+            Wij = Wij * (1.0 + self.freecg.edge_bias(state, sh, idx_j).repeat(1, self.bias_repeats)[:, None, :])
         x = self.interaction.interatomic_context_net(q)
         x = Wij * x[idx_j]
         dq, dmu_r, dmu_mu = torch.split(x, self.n_atom_basis, dim=-1)
@@ -166,14 +168,16 @@ def splice_painn(
         painn: a ``schnetpack.representation.PaiNN``.
         freecg: FreeCG settings as a mapping (``groups``, ``shuffle``, ``shift``, ``enhancer``,
             ``group_cg``, ``paths``...). The host sets ``irreps="0e+1o"``, ``channels``,
-            ``symmetry="O3"`` and ``enhancer_out`` (3 x channels); ``paths`` default to
+            ``symmetry="O3"`` and ``enhancer_out`` (3 x channels, or channels with
+            ``enhancer_per_channel``: one bias per channel for all three filters); ``paths`` default to
             :data:`PAINN_PATHS`, ``groups`` to channels / 8 (see ``FreeCGConfig.for_host``).
         layers: which interactions get FreeCG (default all).
         identity_start: make sure the model's outputs are unchanged until trained (the default
             zero weights do it; with a gate, the closed gate does).
     """
     f = painn.n_atom_basis
-    host = dict(irreps="0e+1o", channels=f, symmetry="O3", enhancer_out=3 * f, keep_self_update=False)
+    per_channel = bool(dict(freecg or {}).get("enhancer_per_channel", FreeCGConfig.enhancer_per_channel))
+    host = dict(irreps="0e+1o", channels=f, symmetry="O3", enhancer_out=f if per_channel else 3 * f, keep_self_update=False)
     if identity_start:
         host.update(host_start(freecg))
     config = FreeCGConfig.for_host(freecg, host, paths=list(PAINN_PATHS))
@@ -199,7 +203,9 @@ def splice_so3net(
             zero weights do it; with a gate, the closed gate does).
     """
     f = so3net.n_atom_basis
-    host = dict(irreps=spherical_irreps(so3net.lmax), channels=f, symmetry="O3", enhancer_out=f, keep_self_update=False)
+    host = dict(
+        irreps=spherical_irreps(so3net.lmax), channels=f, symmetry="O3", enhancer_out=f, enhancer_per_channel=False, keep_self_update=False
+    )
     if identity_start:
         host.update(host_start(freecg))
     config = FreeCGConfig.for_host(freecg, host)

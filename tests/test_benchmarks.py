@@ -24,7 +24,7 @@ def bench(script: str, *args, cwd=None) -> str:
 
 def test_every_benchmark_script_has_a_smoke_test():
     tested = {"group_cg.py", "host_step.py", "profile_freecg.py", "gpu_visnet_step.py", "water_scale.py", "train_throughput.py"}
-    tested |= {"md_speed.py", "md_batched.py", "compare_molecules.py"}
+    tested |= {"md_speed.py", "md_batched.py", "compare_molecules.py", "variants.py"}
     assert {p.name for p in BENCHMARKS.glob("*.py")} - {"common.py"} == tested  # common.py: what the scripts share
 
 
@@ -33,6 +33,8 @@ def test_layer_and_host_benchmarks_run_on_their_smallest_setting(tmp_path):
     assert "speedup N=168:" in out and "gflops matmul:" in out
     out = bench("host_step.py", "--hosts", "painn", "--batch", 1, "--repeats", 1)
     assert "cost painn train=" in out
+    out = bench("variants.py", "--hosts", "painn", "--batch", 1, "--repeats", 1)
+    assert "cost PaiNN_last,_per-channel_enhancer train=" in out
     out = bench("profile_freecg.py", "--hosts", "painn", "--batch", 1, "--repeats", 1, "--top", 2)
     assert "painn" in out
     out = bench("gpu_visnet_step.py", "--device", "cpu", "--preset", "quick", "--batch", 1, "--repeats", 1)

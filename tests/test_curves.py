@@ -45,6 +45,21 @@ def test_time_to_a_target_and_flatness():
         log_spaced_times(0, 10)
 
 
+def test_curve_arms_and_metric_are_checked_and_planned(tmp_path):
+    def runs(**curve):
+        settings = tiny_plan(tmp_path / "out", seeds=[1], budgets=["curve"], curve={"horizon_s": 4, "first_s": 1, **curve})
+        (tmp_path / "plan.yaml").write_text(yaml.safe_dump(settings))
+        return plan(load_compare_config(tmp_path / "plan.yaml"))
+
+    assert sorted(r.roles[0][1] for r in runs(arms=["host + FreeCG", "host"], metric="val_forces_mae")) == ["host", "host + FreeCG"]
+    with pytest.raises(ValueError, match="curve arms must include 'host \\+ FreeCG'"):
+        runs(arms=["host"])
+    with pytest.raises(ValueError, match="curve arms must include"):
+        runs(arms=["host + FreeCG", "host, wider"])
+    with pytest.raises(ValueError, match="curve metric must be one of"):
+        runs(metric="test_energy_mae")
+
+
 CLOCK = """
 import json, time
 from freecg_plugin.training.clock import PausableClock

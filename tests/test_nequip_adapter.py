@@ -82,7 +82,14 @@ def crystal(generator):
     return fractional @ cell, torch.tensor([8, 1, 1, 8, 1, 6]), cell
 
 
-@pytest.mark.parametrize("freecg", [{"edges_per_group": 4}, {"edges_per_group": 2, "shuffle": False, "enhancer": False}])
+@pytest.mark.parametrize(
+    "freecg",
+    [
+        {"edges_per_group": 4},
+        {"edges_per_group": 2, "shuffle": False, "enhancer": False},
+        {"edges_per_group": 4, "enhancer_per_channel": True},
+    ],
+)
 def test_nequip_freecg_symmetries_and_forces(freecg, molecule, generator):
     model = randomise_freecg(FreeCGNequIPGNNModel(**COMMON, **NEQUIP, freecg=freecg), generator)
     scatters = [m for m in model.modules() if isinstance(m, FreeCGTensorProductScatter)]

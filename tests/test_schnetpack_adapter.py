@@ -79,9 +79,9 @@ def molecule(generator):
     return positions, torch.tensor([6, 1, 8, 1, 6, 7, 1])
 
 
-@pytest.mark.parametrize("groups, shuffle", [(2, True), (4, False)])
-def test_painn_freecg_symmetries_and_forces(groups, shuffle, molecule, generator):
-    model = potential(randomise(representation("painn", {"groups": groups, "shuffle": shuffle}), generator))
+@pytest.mark.parametrize("freecg", [{"groups": 2}, {"groups": 4, "shuffle": False}, {"groups": 2, "enhancer_per_channel": True}])
+def test_painn_freecg_symmetries_and_forces(freecg, molecule, generator):
+    model = potential(randomise(representation("painn", freecg), generator))
     assert all(isinstance(m, FreeCGPaiNNInteraction) for m in model.representation.interactions)
     assert_energy_model_symmetries(energy_fn(model), *molecule, reflection=True, generator=generator)
     assert_forces_match_finite_differences(energy_fn(model), *molecule, generator=generator)
@@ -158,6 +158,8 @@ def test_state_dict_round_trip_and_torchscript(kind, molecule, generator):
 def test_bad_settings():
     with pytest.raises(ValueError, match="set by the host"):
         representation("painn", {"irreps": "1o+2e"})
+    with pytest.raises(ValueError, match="set by the host"):
+        representation("so3net", {"enhancer_per_channel": True})  # one filter block: nothing to share
     with pytest.raises(ValueError, match="forbidden under O3"):
         representation("painn", {"paths": ["1o x 1o -> 1o"]})
     with pytest.raises(ValueError, match="out of range"):

@@ -24,12 +24,11 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ..files import write_json, write_text
 from ..plots import pyplot, save_png
+from .plan import CURVE_ARMS as ARMS
 from .statistics import VERDICT_SPREAD, format_stat, mean_std, verdict
 
-__all__ = ["ARMS", "FLAT", "TARGETS", "crossover", "curve_report", "flattened", "time_to"]
+__all__ = ["FLAT", "TARGETS", "crossover", "curve_report", "flattened", "time_to"]
 
-ARMS = ("host + FreeCG", "host", "host, equal parameters")
-"""The arms of a curve comparison, the first one compared with the others."""
 TARGETS = (1.5, 1.2, 1.0)
 """Fixed errors, as multiples of the bare host's final error, that each arm's time to reach is reported for."""
 FLAT = 0.05

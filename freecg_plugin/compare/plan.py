@@ -33,6 +33,8 @@ __all__ = [
     "BUDGETS",
     "BUDGET_NAMES",
     "FIXED_BUDGETS",
+    "CURVE_ARMS",
+    "CURVE_METRICS",
     "CompareConfig",
     "Run",
     "load_compare_config",
@@ -46,7 +48,12 @@ FIXED_BUDGETS = ("epochs", "time", "parameters")
 """The budgets compared at one end point (the default of a plan)."""
 BUDGETS = (*FIXED_BUDGETS, "curve")
 BUDGET_NAMES = {"epochs": "equal epochs", "time": "equal time", "parameters": "equal parameters", "curve": "curve (at the horizon)"}
-CURVE_KEYS = {"horizon_s", "first_s", "factor"}
+CURVE_KEYS = {"horizon_s", "first_s", "factor", "arms", "metric"}
+CURVE_ARMS = ("host + FreeCG", "host", "host, equal parameters")
+"""The arms of the curve budget, in the report's order."""
+ARM_FREECG = CURVE_ARMS[0]
+CURVE_METRICS = ("test_forces_mae", "val_forces_mae")
+"""What a curve report compares: the test error (results), or the validation error (choosing variants)."""
 CURVE_EPOCHS = 1_000_000
 """A curve run's epoch cap: its horizon is set in time."""
 ABLATION_STEPS = {  # the paper's ablation order; the last step is FreeCG with its defaults
@@ -73,9 +80,13 @@ class CompareConfig:
         budgets: any of ``epochs``, ``time`` (the bare host gets host + FreeCG's training time),
             ``parameters`` (the bare host widened to host + FreeCG's parameter count) and
             ``curve`` (time-to-accuracy curves of all three, see :mod:`~freecg_plugin.compare.curves`).
-        curve: ``{horizon_s, first_s, factor}`` for the ``curve`` budget: every arm trains for
-            ``horizon_s`` seconds of the training clock, its weights saved at ``first_s``,
-            ``first_s * factor``, ... and at the horizon (``factor`` 2 unless given).
+        curve: ``{horizon_s, first_s, factor, arms, metric}`` for the ``curve`` budget: every arm
+            trains for ``horizon_s`` seconds of the training clock, its weights saved at
+            ``first_s``, ``first_s * factor``, ... and at the horizon (``factor`` 2 unless given).
+            ``arms``: a subset of :data:`CURVE_ARMS` (default all three; a screening of FreeCG
+            variants may leave out the widened host). ``metric``: one of :data:`CURVE_METRICS`
+            (default the test force MAE; the validation error for choosing among variants, so that
+            the choice is not made on the curves it is reported on).
         ablation: ``{args, groups: [G1, G2]}`` for the ViSNet ablation (``null``: none).
         output: folder for the runs and the report.
         accelerator: Lightning accelerator for every run.
@@ -121,7 +132,12 @@ class CompareConfig:
         if self.curve is not None:
             unknown = sorted(set(self.curve) - CURVE_KEYS)
             if unknown or not {"horizon_s", "first_s"} <= set(self.curve):
-                raise ValueError(f"compare: curve takes horizon_s, first_s and factor, got {sorted(self.curve)}")
+                raise ValueError(f"compare: curve takes horizon_s, first_s, factor, arms and metric, got {sorted(self.curve)}")
+            arms = self.curve_arms()
+            if not arms or set(arms) - set(CURVE_ARMS) or ARM_FREECG not in arms:
+                raise ValueError(f"compare: curve arms must include {ARM_FREECG!r} and be among {list(CURVE_ARMS)}, got {arms}")
+            if self.curve.get("metric", CURVE_METRICS[0]) not in CURVE_METRICS:
+                raise ValueError(f"compare: curve metric must be one of {list(CURVE_METRICS)}, got {self.curve['metric']!r}")
             if self.task != "potential":
                 raise ValueError("compare: time-to-accuracy curves are for task potential")
             self.curve_times()  # checks the numbers
@@ -129,6 +145,10 @@ class CompareConfig:
             unknown = sorted(set(self.ablation) - {"args", "groups"})
             if unknown or len(self.ablation.get("groups", [])) != 2:
                 raise ValueError("compare: ablation needs `args` (ViSNet arguments) and `groups: [G1, G2]`")
+
+    def curve_arms(self) -> List[str]:
+        """The arms the curve budget trains (:data:`CURVE_ARMS` unless the plan names fewer)."""
+        return list((self.curve or {}).get("arms", CURVE_ARMS))
 
     def curve_times(self) -> List[float]:
         """The snapshot times of the curve budget (seconds of the training clock)."""
@@ -186,7 +206,8 @@ def plan(config: CompareConfig, widened: Optional[Dict[str, Widened]] = None) ->
     Runs with identical settings (e.g. the ablation's bare ViSNet and the visnet pair's host) are
     run once and play several roles. ``widened``: the equal-parameter hosts by label
     (:func:`widen_hosts`; computed here when the plan has that budget and none are given)."""
-    if {"parameters", "curve"} & set(config.budgets) and widened is None:
+    curve_arms = config.curve_arms() if "curve" in config.budgets else []
+    if ("parameters" in config.budgets or CURVE_ARMS[2] in curve_arms) and widened is None:
         widened = widen_hosts(config)
     runs: Dict[str, Run] = {}
 
@@ -231,9 +252,11 @@ def plan(config: CompareConfig, widened: Optional[Dict[str, Widened]] = None) ->
             if "parameters" in config.budgets:
                 add(label, "host", "parameters", seed, host, widened[label].args, None)
             if "curve" in config.budgets:
-                add(label, "host + FreeCG", "curve", seed, host, args, dict(entry.get("freecg") or {}), entry.get("freecg_layers"))
-                add(label, "host", "curve", seed, host, args, None)
-                add(label, "host, equal parameters", "curve", seed, host, widened[label].args, None)
+                add(label, CURVE_ARMS[0], "curve", seed, host, args, dict(entry.get("freecg") or {}), entry.get("freecg_layers"))
+                if CURVE_ARMS[1] in curve_arms:
+                    add(label, CURVE_ARMS[1], "curve", seed, host, args, None)
+                if CURVE_ARMS[2] in curve_arms:
+                    add(label, CURVE_ARMS[2], "curve", seed, host, widened[label].args, None)
         if config.ablation is not None:
             args = config.ablation["args"]
             add("ViSNet ablation", "ViSNet", "epochs", seed, "visnet", args, None)

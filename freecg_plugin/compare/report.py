@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ..files import write_json, write_text
 from .curves import curve_report
-from .plan import ABLATION_STEPS, BUDGET_NAMES, FIXED_BUDGETS, CompareConfig, Run, plan, width_of
+from .plan import ABLATION_STEPS, BUDGET_NAMES, CURVE_METRICS, FIXED_BUDGETS, CompareConfig, Run, plan, width_of
 from .plots import metric_name, plot_epoch_curves, plot_errors
 from .statistics import VERDICT_SPREAD, format_stat, mean_std, verdict
 
@@ -102,7 +102,9 @@ def report(config: CompareConfig, runs: Optional[List[Run]] = None) -> Dict[str,
         plot_epoch_curves(epochs, output / "learning_curves.png", unit, "val_forces_mae" if metrics == ["forces_mae"] else "val_loss")
     print(markdown(result), flush=True)
     if "curve" in config.budgets:
-        result["curves"] = curve_report(output, runs, float(config.curve["horizon_s"]), unit or "energy unit")
+        result["curves"] = curve_report(
+            output, runs, float(config.curve["horizon_s"]), unit or "energy unit", config.curve.get("metric", CURVE_METRICS[0])
+        )
         print((output / "curves.md").read_text(), flush=True)
     return result
 

@@ -40,6 +40,13 @@ class FreeCGConfig:
         shift: shuffle shift in channels (a multiple of K); ``None``: the reference rule.
         enhancer: build the attention enhancer (used through :meth:`FreeCGLayer.edge_bias`).
         enhancer_out: attention heads, or the host's per-edge filter width.
+        enhancer_per_channel: for hosts whose per-edge filter has several blocks of ``channels``
+            entries (PaiNN's three filters, NequIP's tensor-product paths): one enhancer bias per
+            channel, shared by the blocks, instead of one per filter entry. The enhancer's linear
+            map is then no wider than the features, so it runs per atom before the gather (see
+            :class:`AttentionEnhancer`): PaiNN's enhancer costs about a fifth of what it did.
+            The adapters set ``enhancer_out`` from it; hosts with one block (SO3net) or
+            attention heads (ViSNet) reject it.
         keep_self_update: write back ``A + B + shuffle(P)`` (the host's own update plus the
             FreeCG term) instead of the paper's ``A + shuffle(P)``. Only ViSNet has a separate
             self-update term B; the other adapters fix this to ``False`` (their ``A + P`` is
@@ -66,6 +73,7 @@ class FreeCGConfig:
     shift: Optional[int] = None
     enhancer: bool = True
     enhancer_out: int = 8
+    enhancer_per_channel: bool = False
     keep_self_update: bool = True
     gate: bool = False
     operand_norm: bool = True
