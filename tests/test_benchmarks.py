@@ -24,7 +24,7 @@ def bench(script: str, *args, cwd=None) -> str:
 
 def test_every_benchmark_script_has_a_smoke_test():
     tested = {"group_cg.py", "host_step.py", "profile_freecg.py", "gpu_visnet_step.py", "water_scale.py", "train_throughput.py"}
-    tested |= {"md_speed.py", "md_batched.py", "compare_molecules.py", "variants.py"}
+    tested |= {"md_speed.py", "md_batched.py", "compare_molecules.py", "variants.py", "engines.py"}
     assert {p.name for p in BENCHMARKS.glob("*.py")} - {"common.py"} == tested  # common.py: what the scripts share
 
 
@@ -65,3 +65,6 @@ def test_md_benchmarks_run_on_their_smallest_setting(tmp_path):
     assert "md_cost ethanol" in out
     out = bench("md_batched.py", *checkpoints, "--replicas", "1,2", "--steps", 2, "--rounds", 1)
     assert "batched painn replicas=2 speedup=" in out
+    pytest.importorskip("metatomic.torch")
+    out = bench("engines.py", checkpoints[1], "--steps", 2, "--rounds", 1)
+    assert "engine ipi_metatomic ms_per_step=" in out and "engine freecg_md ms_per_step=" in out

@@ -9,14 +9,21 @@ __all__ = ["add_commands"]
 def add_commands(commands) -> None:
     export = commands.add_parser(
         "export",
-        help="a trained potential as a safe model file (weights in safetensors + a JSON record; nothing to unpickle)",
-        description="Write the potential of a `freecg train` checkpoint as a .freecg model file: the weights as tested "
-        "(safetensors) and a JSON record of everything needed to rebuild it from the installed package (host and its "
-        "arguments, FreeCG settings, elements, cutoff, energy unit, dtype, the version that wrote it, the weights' SHA-256). "
-        "freecg evaluate, freecg md, FreeCGCalculator and the TorchSim model load it.",
+        help="a trained potential as a safe model file (weights in safetensors + a JSON record; nothing to unpickle), "
+        "or as a metatomic model for simulation engines",
+        description="Write the potential of a `freecg train` checkpoint (or of a model file) as a .freecg model file: the "
+        "weights as tested (safetensors) and a JSON record of everything needed to rebuild it from the installed package "
+        "(host and its arguments, FreeCG settings, elements, cutoff, energy unit, dtype, the version that wrote it, the "
+        "weights' SHA-256); freecg evaluate, freecg md, FreeCGCalculator, the TorchSim model and OpenMM load it. "
+        "--format metatomic writes a TorchScript metatomic model instead (PaiNN and SO3net hosts), which metatomic's "
+        "engines load: ASE (metatomic-ase), TorchSim (metatomic-torchsim), i-PI, LAMMPS, GROMACS and PLUMED builds.",
     )
     export.add_argument("checkpoint", metavar="CKPT")
-    export.add_argument("--output", required=True, metavar="MODEL.freecg")
+    export.add_argument("--output", required=True, metavar="MODEL.freecg|MODEL.pt")
+    export.add_argument("--format", choices=["freecg", "metatomic"], default="freecg", help="the file to write (default: freecg)")
+    export.add_argument(
+        "--dtype", choices=["float64", "float32"], default="float64", help="metatomic: the precision the model runs in (default: float64)"
+    )
     export.set_defaults(run=_export)
 
     convert = commands.add_parser(
@@ -33,9 +40,16 @@ def add_commands(commands) -> None:
 
 
 def _export(args) -> None:
-    from ..checkpoint import export_model
+    if args.format == "metatomic":
+        import torch
 
-    path = export_model(args.checkpoint, args.output)
+        from ..integrations.metatomic import export_metatomic
+
+        path = export_metatomic(args.checkpoint, args.output, getattr(torch, args.dtype))
+    else:
+        from ..checkpoint import export_model
+
+        path = export_model(args.checkpoint, args.output)
     print(f"{path}: {path.stat().st_size / 1024:.0f} KiB")
 
 
