@@ -9,8 +9,9 @@ training data (i-PI in a box of ``--box`` Å for a molecule: its driver treats a
 
 In-process engines are timed over ``--steps`` steps after a warm-up; the two commands (``freecg md``
 and i-PI) by the difference between a run of ``5 * --steps`` steps and one of ``--steps``, so that
-start-up is left out. Every round runs every engine (in turn); the last lines are
-machine-readable: ``engine <name> ms_per_step=<median> range=<min>-<max> ns_per_day=<median>``.
+start-up is left out. Every round runs every engine (in turn). First, each in-process engine's
+energy and forces on the start structure against the ASE calculator's (``agreement ...``); the
+last lines are machine-readable: ``engine <name> ms_per_step=<median> range=<min>-<max> ns_per_day=<median>``.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _torchsim(atoms, model) -> Callable[[int], None]:
     return run
 
 
-def _openmm(atoms, model_path: str) -> Callable[[int], None]:
+def _openmm_context(atoms, model_path: str):
     import openmm
     from openmm import app, unit
     from openmmml import MLPotential
@@ -76,11 +77,43 @@ def _openmm(atoms, model_path: str) -> Callable[[int], None]:
     )
     context.setPositions(atoms.positions * 0.1)
     context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
+    return context
+
+
+def _openmm(atoms, model_path: str) -> Callable[[int], None]:
+    context = _openmm_context(atoms, model_path)
 
     def run(steps: int) -> None:
         context.getIntegrator().step(steps)  # the closure keeps the context (and its integrator) alive
 
     return run
+
+
+def _energy_forces(engine: str, atoms, safe: str, exported: str) -> tuple[float, np.ndarray]:
+    """Energy (eV) and forces (eV/Å) of ``atoms`` from one in-process engine."""
+    if engine in ("ase", "ase_metatomic"):
+        from metatomic_ase import MetatomicCalculator
+
+        atoms = atoms.copy()
+        atoms.calc = FreeCGCalculator(safe) if engine == "ase" else MetatomicCalculator(exported, device="cpu")
+        return atoms.get_potential_energy(), atoms.get_forces()
+    if engine in ("torchsim", "torchsim_metatomic"):
+        import torch_sim as ts
+        from metatomic_torchsim import MetatomicModel
+
+        from freecg_plugin.integrations.torchsim import FreeCGTorchSimModel
+
+        model = FreeCGTorchSimModel(safe) if engine == "torchsim" else MetatomicModel(exported, device="cpu")
+        out = model(ts.initialize_state([atoms], torch.device("cpu"), torch.float64))
+        return float(out["energy"][0]), out["forces"].detach().numpy()
+    from openmm import unit
+
+    context = _openmm_context(atoms, safe)
+    state = context.getState(getEnergy=True, getForces=True)
+    kj_per_ev = 96.48533212331
+    energy = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) / kj_per_ev
+    forces = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer) / kj_per_ev / 10.0
+    return energy, np.asarray(forces)
 
 
 def _command_seconds(command: Callable[[int, Path], None], steps: int) -> float:
@@ -189,6 +222,10 @@ def main() -> None:
     }
     commands: Dict[str, Callable[[int, Path], None]] = {"freecg_md": _freecg_md(safe), "ipi_metatomic": _ipi(atoms, exported, args.box)}
     chosen = set(args.engines.split(",")) if args.engines else set(in_process) | set(commands)
+    energy, forces = _energy_forces("ase", atoms, safe, exported)
+    for engine in [e for e in in_process if e in chosen and e != "ase"]:
+        e, f = _energy_forces(engine, atoms, safe, exported)
+        print(f"agreement {engine} vs ase: |dE|={abs(e - energy):.2e} eV max|dF|={np.abs(f - forces).max():.2e} eV/A")
     runners = {name: make() for name, make in in_process.items() if name in chosen}
     for run in runners.values():
         run(5)  # warm-up

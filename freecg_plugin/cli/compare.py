@@ -33,6 +33,12 @@ def add_commands(commands) -> None:
         "and budget, and PNG plots. Finished runs are skipped and an interrupted run resumes, so re-running continues a plan.",
     )
     compare.add_argument("--seeds", type=int, nargs="+", help="override the seeds")
+    compare.add_argument(
+        "--status", action="store_true", help="list the plan's runs as finished / stale / running / queued / failed / not started, and exit"
+    )
+    compare.add_argument(
+        "--accept-stale", action="store_true", help="keep and report finished runs made by other code than this (default: redo them)"
+    )
     compare.set_defaults(run=_compare)
     md_compare = _plan_parser(
         commands,
@@ -63,7 +69,24 @@ def _compare(args) -> None:
         config.seeds = list(args.seeds)
     if args.print_config:
         return _print_plan(config)
-    report(config) if args.report_only else run_plan(config)
+    if args.status:
+        return _print_status(config)
+    report(config, accept_stale=args.accept_stale) if args.report_only else run_plan(config, accept_stale=args.accept_stale)
+
+
+def _print_status(config) -> None:
+    from pathlib import Path
+
+    from ..compare import plan
+    from ..compare.records import STATES, statuses
+    from ..provenance import code_identity
+
+    rows = statuses(Path(config.output), plan(config), code_identity()["sources_sha256"])
+    width = max(len(run.name) for _, run, _ in rows)
+    for state, run, detail in rows:
+        print(f"{state:<12} {run.name:<{width}}  {run.folder}  {detail}".rstrip())
+    counts = {s: sum(1 for state, _, _ in rows if state == s) for s in STATES}
+    print("; ".join(f"{n} {s}" for s, n in counts.items() if n) + f" ({len(rows)} runs)")
 
 
 def _md_compare(args) -> None:

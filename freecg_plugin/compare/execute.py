@@ -1,30 +1,39 @@
 """Running a ``freecg compare`` plan: each run is a ``freecg train`` subprocess in its own folder
-(so peak memory is per run). A run is finished when its ``test_metrics.json`` exists; a new
-invocation skips finished runs and resumes an interrupted one from its last checkpoint. An
-equal-time run starts after the run whose training time is its budget."""
+(so peak memory is per run), one after another (``executor: local``) or as jobs
+(:mod:`~freecg_plugin.compare.jobs`). Every run imports the snapshot of the code taken when the
+plan started (:mod:`~freecg_plugin.compare.snapshot`). A run is finished when its
+``test_metrics.json`` exists and was made by the same code; a finished run made by other code is
+stale: set aside and run again, unless ``accept_stale``. A new invocation skips finished runs
+and resumes an interrupted one from its last checkpoint. An equal-time run starts after the run
+whose training time is its budget."""
 
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import yaml
 
 from ..files import write_atomic, write_json
+from ..provenance import code_identity
 from .plan import CompareConfig, Run, plan, width_of
-from .report import report, results_of
+from .records import record_of, set_aside, statuses, write_job
+from .report import report
+from .snapshot import snapshot_code, snapshot_environment
 
 __all__ = ["run_plan", "train_in_subprocess"]
 
 
-def train_in_subprocess(config: Dict[str, Any], folder: Path, name: str) -> None:
+def train_in_subprocess(config: Dict[str, Any], folder: Path, name: str, snapshot: Optional[Path] = None) -> None:
     """``freecg train`` of the config mapping ``config`` in ``folder`` (its config.yaml and
-    train.log), resuming from the folder's last checkpoint when there is one.
+    train.log), resuming from the folder's last checkpoint when there is one; with the code of
+    ``snapshot`` (see :func:`~freecg_plugin.compare.snapshot.snapshot_code`) when given.
 
     Raises:
         RuntimeError: the training failed (naming ``name`` and its log).
@@ -36,43 +45,70 @@ def train_in_subprocess(config: Dict[str, Any], folder: Path, name: str) -> None
     last = folder / "checkpoints" / "last.ckpt"
     if last.is_file():
         command += ["--resume", str(last)]  # an interrupted run goes on from its last epoch
+    env = snapshot_environment(snapshot) if snapshot is not None else None
     with open(folder / "train.log", "a") as log:
-        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        code = child.wait()
     if code != 0:
         raise RuntimeError(f"run {name} failed (exit {code}); see {folder / 'train.log'}")
 
 
-def _execute(output: Path, run: Run, budget_seconds: Optional[float]) -> None:
+def _execute(output: Path, run: Run, budget_seconds: Optional[float], snapshot: Path) -> None:
     config = copy.deepcopy(run.config)
     if budget_seconds is not None:
         config["optim"]["max_time_s"] = float(budget_seconds)
-    train_in_subprocess(config, output / run.folder, run.name)
+    write_job(output, run, executor="local", pid=os.getpid())
+    train_in_subprocess(config, output / run.folder, run.name, snapshot)
 
 
-def run_plan(config: CompareConfig, progress: bool = True) -> Dict[str, Any]:
-    """Run (or finish) every run of the plan, then write and return the report."""
+def _set_aside_stale(output: Path, runs: List[Run], code: str, accept_stale: bool) -> None:
+    stale = [(run, detail) for state, run, detail in statuses(output, runs, code, queue={}) if state == "stale"]
+    for run, detail in stale:
+        if accept_stale:
+            print(f"compare: {run.name}: stale ({detail}), kept as asked (--accept-stale)", flush=True)
+        else:
+            print(f"compare: {run.name}: stale ({detail}): set aside in {set_aside(output, run)}, run again", flush=True)
+
+
+def run_plan(config: CompareConfig, progress: bool = True, accept_stale: bool = False) -> Dict[str, Any]:
+    """Run (or finish) every run of the plan, then write and return the report.
+
+    Raises:
+        RuntimeError: a run failed (local: at once; jobs: when all have ended, one line each).
+    """
     from tqdm import tqdm
 
     output = Path(config.output)
     runs = plan(config)
+    code = code_identity()["sources_sha256"]
+    _set_aside_stale(output, runs, code, accept_stale)
+    snapshot = snapshot_code(output)
     for run in runs:
         if run.seed == config.seeds[0] and (run.budget == "parameters" or run.roles[0][1] == "host, equal parameters"):
             label = run.roles[0][0]
             print(f"compare: {label} at equal parameters: {width_of(run)}", flush=True)
     write_json(output / "plan.json", [asdict(r) for r in runs])
-    todo = [r for r in runs if results_of(output, r) is None]
+    todo = [r for r in runs if record_of(output, r) is None]
     print(f"compare: {len(runs)} runs in the plan, {len(runs) - len(todo)} already finished -> {output}", flush=True)
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), disable=not progress, unit="run", file=sys.stdout, dynamic_ncols=True)
     by_key = {r.key: r for r in runs}
+    if config.executor != "local":
+        from .jobs import run_jobs
+
+        failures = run_jobs(config, output, todo, runs, snapshot, bar)
+        bar.close()
+        if failures:
+            raise RuntimeError(f"{len(failures)} of {len(todo)} runs failed (above); run the plan again to resubmit them")
+        return report(config, runs, accept_stale)
     for run in todo:
         bar.set_description(run.name)
         budget = None
         if run.time_of is not None:
-            reference = results_of(output, by_key[run.time_of])
+            reference = record_of(output, by_key[run.time_of])
             budget = reference["train_seconds"]
         start = time.perf_counter()
-        _execute(output, run, budget)
+        _execute(output, run, budget, snapshot)
         bar.update(1)
         bar.write(f"  done: {run.name} in {time.perf_counter() - start:.0f} s")
     bar.close()
-    return report(config, runs)
+    return report(config, runs, accept_stale)

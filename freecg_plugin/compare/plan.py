@@ -54,6 +54,9 @@ CURVE_ARMS = ("host + FreeCG", "host", "host, equal parameters")
 ARM_FREECG = CURVE_ARMS[0]
 CURVE_METRICS = ("test_forces_mae", "val_forces_mae")
 """What a curve report compares: the test error (results), or the validation error (choosing variants)."""
+EXECUTORS = ("local", "slurm", "local_jobs")
+"""Where a plan's runs go (see :mod:`~freecg_plugin.compare.jobs`)."""
+SLURM_KEYS = {"partition", "gpus_per_node", "cpus_per_task", "mem", "time", "account", "qos", "sbatch", "max_parallel"}
 CURVE_EPOCHS = 1_000_000
 """A curve run's epoch cap: its horizon is set in time."""
 ABLATION_STEPS = {  # the paper's ablation order; the last step is FreeCG with its defaults
@@ -93,6 +96,15 @@ class CompareConfig:
         task: ``potential`` (energies and forces; compared on the test force MAE) or
             ``properties`` (compared on each target's test MAE).
         targets: ``task: properties``: the property targets (e.g. ``[mu, U0, gap, r2]``).
+        executor: ``local`` (the runs one after another on this machine, the default),
+            ``slurm`` (each run a SLURM job, through submitit) or ``local_jobs`` (the same jobs
+            as processes on this machine, through submitit's local executor); see
+            :mod:`~freecg_plugin.compare.jobs`.
+        slurm: the jobs' settings (``executor: slurm``; ``max_parallel`` also for
+            ``local_jobs``): ``partition``, ``gpus_per_node``, ``cpus_per_task``, ``mem``
+            (e.g. ``16G``), ``time`` (minutes), ``account``, ``qos``, ``sbatch`` (more
+            ``sbatch`` options as a mapping, e.g. ``{constraint: a100}``) and ``max_parallel``
+            (jobs in the queue at once; default no limit for SLURM, 1 for local jobs).
     """
 
     hosts: List[Dict[str, Any]]
@@ -107,6 +119,8 @@ class CompareConfig:
     accelerator: str = "cpu"
     task: str = "potential"
     targets: Optional[List[str]] = None
+    executor: str = "local"
+    slurm: Optional[Dict[str, Any]] = None
 
     def __post_init__(self) -> None:
         if not self.hosts:
@@ -141,6 +155,13 @@ class CompareConfig:
             if self.task != "potential":
                 raise ValueError("compare: time-to-accuracy curves are for task potential")
             self.curve_times()  # checks the numbers
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"compare: executor must be one of {list(EXECUTORS)}, got {self.executor!r}")
+        unknown = sorted(set(self.slurm or {}) - SLURM_KEYS)
+        if unknown:
+            raise ValueError(f"compare: slurm has unknown keys {unknown}; known: {sorted(SLURM_KEYS)}")
+        if self.slurm and self.executor == "local":
+            raise ValueError("compare: `slurm:` settings need `executor: slurm` (or local_jobs)")
         if self.ablation is not None:
             unknown = sorted(set(self.ablation) - {"args", "groups"})
             if unknown or len(self.ablation.get("groups", [])) != 2:

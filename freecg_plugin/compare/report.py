@@ -4,23 +4,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..files import write_json, write_text
+from ..provenance import code_identity
 from .curves import curve_report
 from .plan import ABLATION_STEPS, BUDGET_NAMES, CURVE_METRICS, FIXED_BUDGETS, CompareConfig, Run, plan, width_of
 from .plots import metric_name, plot_epoch_curves, plot_errors
+from .records import check_equal_time_hardware, record_of, statuses
 from .statistics import VERDICT_SPREAD, format_stat, mean_std, verdict
 
-__all__ = ["COLUMNS", "compared_metrics", "markdown", "report", "results_of", "verdicts"]
-
-
-def results_of(output: Path, run: Run) -> Optional[Dict[str, Any]]:
-    """The record (``test_metrics.json``) of a finished run, or ``None``."""
-    path = output / run.folder / "test_metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+__all__ = ["COLUMNS", "compared_metrics", "markdown", "report", "verdicts"]
 
 
 COLUMNS = (
@@ -41,20 +36,29 @@ def compared_metrics(config: CompareConfig) -> List[str]:
     return ["forces_mae"] if config.task == "potential" else [f"{t}_mae" for t in config.targets]
 
 
-def report(config: CompareConfig, runs: Optional[List[Run]] = None) -> Dict[str, Any]:
+def report(config: CompareConfig, runs: Optional[List[Run]] = None, accept_stale: bool = False) -> Dict[str, Any]:
     """Collect finished runs into ``comparison.json``/``.md`` and the PNG plots; returns the JSON.
 
     Raises:
         RuntimeError: if the members of a pair did not see the same frames or seed.
+        ValueError: finished runs made by other code than the code now running (stale), unless
+            ``accept_stale``; an equal-time run on other hardware than its reference (one line).
     """
     output = Path(config.output)
     runs = runs if runs is not None else plan(config)
+    stale = [run for state, run, _ in statuses(output, runs, code_identity()["sources_sha256"], queue={}) if state == "stale"]
+    if stale and not accept_stale:
+        raise ValueError(
+            f"compare: {len(stale)} finished runs were made by other code than this (stale, e.g. {stale[0].folder}): "
+            "run the plan again to redo them, or report them as they are with --accept-stale"
+        )
+    check_equal_time_hardware(output, runs)
     metrics = compared_metrics(config)
     by_key = {run.key: run for run in runs}
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     unit = None
     for run in runs:
-        result = results_of(output, run)
+        result = record_of(output, run)
         if result is None:
             continue
         unit = result.get("unit", unit)

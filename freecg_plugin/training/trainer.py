@@ -18,6 +18,7 @@ import torch
 from ..checkpoint import read_checkpoint
 from ..configs.train import TrainConfig
 from ..files import write_json
+from ..provenance import provenance
 from .clock import TrainingClock
 from .curves import plot_learning_curves
 from .job import Job
@@ -55,7 +56,12 @@ def trainer_for(config: TrainConfig, output: Path, max_epochs: int, callbacks: O
         except ImportError:
             pass
     checkpoint = ModelCheckpoint(dirpath=output / "checkpoints", filename="best", monitor="val_loss", save_last=True)
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    # in a SLURM job, requeueing is the job's (freecg compare's jobs: submitit), never Lightning's as well
+    plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
     return L.Trainer(
+        plugins=plugins,
         max_epochs=max_epochs,
         accelerator=config.accelerator,
         devices=config.devices,
@@ -124,6 +130,7 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
         parameters=parameters,
         peak_memory_mb=peak_memory_mb(),
         seed=config.optim.seed,
+        provenance=provenance(),
         **job.record,
     )
     if config.optim.curve_points_s:
