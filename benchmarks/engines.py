@@ -17,6 +17,7 @@ last lines are machine-readable: ``engine <name> ms_per_step=<median> range=<min
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -139,6 +140,9 @@ def _freecg_md(checkpoint: str) -> Callable[[int, Path], None]:
         )
         if done.returncode != 0:
             raise RuntimeError(done.stderr[-2000:])
+        ran = json.loads((folder / "summary.json").read_text())["steps"]
+        if ran != steps:  # it stopped early (an exploding model): its time per step is not comparable
+            raise RuntimeError(f"freecg md ran {ran} of {steps} steps (the model is not stable); leave it out with --engines")
 
     return run
 
