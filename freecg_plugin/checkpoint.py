@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -67,6 +68,7 @@ def read_checkpoint(checkpoint, device="cpu") -> Dict[str, Any]:
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
+    _check_archive(path)
     try:
         contents = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -86,6 +88,20 @@ def read_checkpoint(checkpoint, device="cpu") -> Dict[str, Any]:
     ):
         raise ValueError(f"{path}: not a freecg checkpoint (no training config in it)")
     return contents
+
+
+def _check_archive(path: Path) -> None:
+    """A checkpoint is a zip archive whose members carry CRC-32s, which ``torch.load`` does not
+    check: a changed byte in a tensor would load silently (as wrong numbers or NaN)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except zipfile.BadZipFile:
+        return  # not an archive (an old or foreign format): torch.load says what it is
+    except (OSError, EOFError, zipfile.LargeZipFile) as err:
+        raise ValueError(f"{path}: not a readable freecg checkpoint ({err})") from None
+    if damaged is not None:
+        raise ValueError(f"{path}: damaged: its member {damaged} fails its CRC check (the file was changed after it was written)")
 
 
 def _first_reason(err: Exception) -> str:

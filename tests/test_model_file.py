@@ -99,6 +99,30 @@ def test_damaged_tampered_and_newer_files_are_refused_in_one_line(trained, tmp_p
         assert "\n" not in str(caught.value) and str(path) in str(caught.value)
 
 
+def flip_a_byte_in_a_tensor(source: Path, target: Path) -> None:
+    """A copy of a checkpoint with one byte of a tensor's storage changed (the archive otherwise intact)."""
+    import struct
+
+    data = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)  # the largest tensor
+    name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+    start = info.header_offset + 30 + name_length + extra_length
+    data[start + info.file_size // 2] ^= 0x5A
+    target.write_bytes(bytes(data))
+
+
+def test_a_checkpoint_with_a_changed_tensor_byte_is_refused_not_evaluated(trained, tmp_path):
+    checkpoint, _ = trained
+    damaged = tmp_path / "damaged.ckpt"
+    flip_a_byte_in_a_tensor(checkpoint, damaged)
+    with pytest.raises(ValueError, match="fails its CRC check") as caught:
+        load_trained_model(damaged)
+    assert "\n" not in str(caught.value) and str(damaged) in str(caught.value)
+    done = subprocess.run([str(FREECG), "test", "--checkpoint", str(damaged)], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "fails its CRC check" in done.stderr, done.stderr[-2000:]
+
+
 NO_SCHNETPACK = """
 import sys
 sys.modules["schnetpack"] = None

@@ -90,6 +90,19 @@ def test_a_file_without_published_hash_is_pinned_on_first_download(cache, serve_
     assert not path.exists()
 
 
+def test_a_file_without_published_hash_warns_and_require_hash_refuses_it(cache, serve_folder, monkeypatch, tmp_path, capsys):
+    served = tmp_path / "served" / "md22"
+    served.mkdir(parents=True)
+    (served / "md22_DHA.npz").write_bytes(b"from a mirror")
+    monkeypatch.setenv("FREECG_DATA_MIRROR", serve_folder(served.parent))
+    with pytest.raises(ValueError, match="no published SHA-256 \\(refused: --require-hash\\)"):
+        registry.fetch("md22/DHA", require_hash=True)
+    assert not list(cache.rglob("*DHA*"))  # nothing downloaded
+    (path,) = registry.fetch("md22/DHA")
+    assert "WARNING: md22/md22_DHA.npz has no published SHA-256" in capsys.readouterr().err
+    assert registry.fetch("md22/DHA", require_hash=True) == [path]  # pinned since: checked against the pin
+
+
 def test_shipped_only_files_say_so(cache):
     with pytest.raises(ValueError, match="not published for download"):
         registry.fetch("water/deepmd64")

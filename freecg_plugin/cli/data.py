@@ -14,6 +14,11 @@ def add_commands(commands) -> None:
     fetch = actions.add_parser("fetch", help="download a dataset into $FREECG_DATA (or the per-user cache), checksums checked")
     fetch.add_argument("name", help="e.g. rmd17/aspirin (see freecg data list)")
     fetch.add_argument("--split", type=int, help="rMD17: only this split (1-5)")
+    fetch.add_argument(
+        "--require-hash",
+        action="store_true",
+        help="refuse files without a published SHA-256 (default: trust the first download and pin it)",
+    )
     prepare = actions.add_parser("prepare", help="make a dataset from an installed package: qm9 (from qm9pack, 130,831 molecules)")
     prepare.add_argument("name", choices=["qm9"])
     prepare.add_argument("--source", help="qm9pack's data folder (default: the installed package's)")
@@ -39,7 +44,7 @@ def _data(args) -> None:
         entry = registry.dataset("qm9/qm9pack")
         print(prepare_qm9(registry.cache_root() / entry.files[0].path, args.source, progress=True))
     elif args.action == "fetch":
-        for path in registry.fetch(args.name, split, progress=sys.stderr.isatty()):
+        for path in registry.fetch(args.name, split, progress=sys.stderr.isatty(), require_hash=args.require_hash):
             print(path)
     else:
         print(registry.locate(args.name, split))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -184,22 +185,32 @@ def _url(file: DataFile) -> Optional[str]:
     return file.url
 
 
-def fetch(name: str, split: Optional[str] = None, root: Optional[Path] = None, progress: bool = False) -> List[Path]:
+def fetch(
+    name: str, split: Optional[str] = None, root: Optional[Path] = None, progress: bool = False, require_hash: bool = False
+) -> List[Path]:
     """Download the files of ``name`` (split ``split`` for rMD17) into ``root`` (default: the
     cache), checking each SHA-256; files already there and matching are kept. Returns their paths.
 
-    A file without a published hash is pinned on its first download: its SHA-256 is printed and
-    written to ``<file>.sha256``, and later fetches must match it.
+    A file without a published hash is trusted on its first download (a warning on stderr says
+    so, with the SHA-256 it pins in ``<file>.sha256``); later fetches must match it.
+    ``require_hash`` refuses such files instead, before downloading anything.
 
     Raises:
-        ValueError: unknown name, a checksum mismatch (nothing is left in the cache), or a file
-            that is not published for download.
+        ValueError: unknown name, a checksum mismatch (nothing is left in the cache), a file
+            that is not published for download, or (``require_hash``) one without a published
+            hash that was never pinned.
         OSError: the download failed (nothing partial is left in the cache).
     """
     import pooch
 
     entry = dataset(name)
     root = Path(root) if root is not None else cache_root()
+    if require_hash:
+        unpinned = [f.path for f in entry.select(split) if f.sha256 is None and not (root / (f.path + ".sha256")).is_file()]
+        if unpinned:
+            raise ValueError(
+                f"{name}: {unpinned[0]} has no published SHA-256 (refused: --require-hash); without it, the first download is trusted"
+            )
     paths = []
     for file in entry.select(split):
         url = _url(file)
@@ -229,7 +240,12 @@ def fetch(name: str, split: Optional[str] = None, root: Optional[Path] = None, p
         if known is None:
             digest = sha256_of(target)
             pin.write_text(digest + "\n")
-            print(f"{file.path}: no published SHA-256; pinned {digest} (later fetches must match)", flush=True)
+            print(
+                f"WARNING: {file.path} has no published SHA-256: this first download from {url} is trusted as it is and "
+                f"pinned ({digest}); later fetches must match it. --require-hash refuses such files.",
+                file=sys.stderr,
+                flush=True,
+            )
         paths.append(target)
     return paths
 
