@@ -213,3 +213,17 @@ def test_frame_graphs_are_built_once_and_batch_as_collate_does():
     assert torch.equal(rebuilt.shifts, graph.shifts) and torch.equal(rebuilt.positions, graph.positions)
     with pytest.raises(ValueError, match="data.cache_graphs must be true or false"):
         TrainConfig.from_dict({"data": {"dataset": "water/deepmd64", "n_val": 2, "cache_graphs": "no"}})
+
+
+def test_output_to_a_file_shows_one_line_per_epoch_and_counts_the_parameters_once(tmp_path):
+    config = tiny_config(tmp_path / "run", max_epochs=3).to_dict()
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    with open(tmp_path / "job.log", "w") as log:  # as a batch job's output: not a terminal
+        done = subprocess.run([sys.executable, "-m", "freecg_plugin.cli", "train", "--config", str(tmp_path / "c.yaml")], stdout=log, stderr=log)
+    text = (tmp_path / "job.log").read_text()
+    assert done.returncode == 0, text[-3000:]
+    lines = [line for line in text.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"], text[-3000:]
+    assert all("train_loss " in line and "val_forces_mae " in line and " s left" in line for line in lines)
+    assert lines[-1].endswith("~0.0 s left")
+    assert "Trainable params" not in text and text.count(" parameters on ") == 1  # one count: the model's, not the EMA copy's too

@@ -9,6 +9,7 @@ the invocations of a resumed run (:class:`~freecg_plugin.training.clock.Training
 from __future__ import annotations
 
 import resource
+import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
@@ -23,6 +24,7 @@ from .clock import TrainingClock
 from .curves import plot_learning_curves
 from .job import Job
 from .potential import prepare_potential
+from .progress import EpochLines
 from .properties import prepare_properties
 from .snapshots import WeightSnapshots, read_snapshot, snapshot_files
 
@@ -39,9 +41,13 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
 
 
-def trainer_for(config: TrainConfig, output: Path, max_epochs: int, callbacks: Optional[List] = None, logger: bool = True) -> L.Trainer:
+def trainer_for(
+    config: TrainConfig, output: Path, max_epochs: int, callbacks: Optional[List] = None, logger: bool = True, progress_bar: bool = True
+) -> L.Trainer:
     """The Lightning trainer of a config: CSV (and TensorBoard, when installed) logs, the best and
-    the last checkpoint (``optim.max_time_s`` is the training clock's, see :func:`train`)."""
+    the last checkpoint (``optim.max_time_s`` is the training clock's, see :func:`train`). No
+    model summary (the run's start line counts the parameters once; Lightning's table would count
+    the EMA copy as well)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
@@ -74,6 +80,8 @@ def trainer_for(config: TrainConfig, output: Path, max_epochs: int, callbacks: O
         log_every_n_steps=1,
         deterministic=False,
         num_sanity_val_steps=0,
+        enable_model_summary=False,
+        enable_progress_bar=progress_bar,
     )
 
 
@@ -111,7 +119,10 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
         if job.evaluate_weights is None:
             raise ValueError(f"optim.curve_points_s: task {config.task} has no time-to-accuracy curves")
         callbacks.append(WeightSnapshots(output, config.optim.curve_points_s, clock))
-    trainer = trainer_for(config, output, epochs, callbacks)
+    progress_bar = sys.stdout.isatty()
+    if not progress_bar:  # a log file: one line per epoch instead of a bar
+        callbacks.append(EpochLines(clock, epochs, config.optim.max_time_s))
+    trainer = trainer_for(config, output, epochs, callbacks, progress_bar=progress_bar)
     parameters = sum(p.numel() for p in job.task.model.parameters())
     print(f"training {parameters:,} parameters {job.what} for {epochs} epochs -> {output}", flush=True)
     trainer.fit(job.task, job.train_loader, job.val_loader, ckpt_path=resume, weights_only=True)
