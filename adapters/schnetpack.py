@@ -156,6 +156,11 @@ class FreeCGSO3Convolution(ExactBuffers):
         return torch.matmul(q.T, update)
 
 
+def _require(model: nn.Module, kind: type, splice: str) -> None:
+    if not isinstance(model, kind):
+        raise TypeError(f"{splice} takes a schnetpack {kind.__name__} representation, got {type(model).__name__}")
+
+
 def splice_painn(
     painn: PaiNN,
     freecg: Optional[Mapping[str, Any]] = None,
@@ -175,6 +180,7 @@ def splice_painn(
         identity_start: make sure the model's outputs are unchanged until trained (the default
             zero weights do it; with a gate, the closed gate does).
     """
+    _require(painn, PaiNN, "splice_painn")
     f = painn.n_atom_basis
     per_channel = bool(dict(freecg or {}).get("enhancer_per_channel", FreeCGConfig.enhancer_per_channel))
     host = dict(irreps="0e+1o", channels=f, symmetry="O3", enhancer_out=f if per_channel else 3 * f, keep_self_update=False)
@@ -202,6 +208,7 @@ def splice_so3net(
         identity_start: make sure the model's outputs are unchanged until trained (the default
             zero weights do it; with a gate, the closed gate does).
     """
+    _require(so3net, SO3net, "splice_so3net")
     f = so3net.n_atom_basis
     host = dict(
         irreps=spherical_irreps(so3net.lmax), channels=f, symmetry="O3", enhancer_out=f, enhancer_per_channel=False, keep_self_update=False

@@ -1,6 +1,13 @@
 """Sphinx configuration of the freecg-plugin documentation (``sphinx-build -W -b html docs docs/_build/html``)."""
 
 import importlib.metadata
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bad_inputs_table  # noqa: E402
+
+bad_inputs_table.write(Path(__file__).resolve().parent / "_generated" / "bad_inputs_table.md")
 
 project = "freecg-plugin"
 author = "the freecg-plugin developers"
@@ -8,7 +15,7 @@ release = importlib.metadata.version("freecg-plugin")
 version = release
 extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax"]
 source_suffix = {".md": "markdown"}
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "_generated"]
 myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
 autodoc_member_order = "bysource"

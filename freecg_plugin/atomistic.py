@@ -17,6 +17,7 @@ from torch import Tensor
 from .neighbors import check_structure, neighbor_list
 
 __all__ = [
+    "MIN_DISTANCE",
     "GraphBatch",
     "ReferenceEnergies",
     "Structure",
@@ -27,6 +28,10 @@ __all__ = [
     "frame_graph",
     "mean_neighbours",
 ]
+
+
+MIN_DISTANCE = 0.1
+"""Å: atoms closer than this overlap (no model was trained there); the structure is refused."""
 
 
 def check_elements(numbers: Tensor, elements: Optional[Sequence[int]]) -> None:
@@ -90,12 +95,22 @@ def frame_graph(structure: Structure, cutoff: float, allow_isolated: bool = Fals
     """One structure, checked, with its neighbour list: a batch of one.
 
     Raises:
-        ValueError: for a bad structure (see :func:`check_structure`), or an atom with no
-            neighbour within the cutoff (unless ``allow_isolated``).
+        ValueError: for a bad structure (see :func:`check_structure`), two atoms closer than
+            :data:`MIN_DISTANCE`, or an atom with no neighbour within the cutoff (unless
+            ``allow_isolated``).
     """
     s = structure
     check_structure(s.positions, s.numbers, s.cell, s.pbc)
     edge_index, shift = neighbor_list(s.positions, cutoff, s.cell, s.pbc)
+    if edge_index.shape[1]:
+        vectors = s.positions[edge_index[0]] - s.positions[edge_index[1]]
+        if s.periodic:
+            vectors = vectors + shift.to(s.positions.dtype) @ s.cell.to(s.positions.dtype)
+        lengths = vectors.detach().norm(dim=1)
+        closest = int(lengths.argmin())
+        if float(lengths[closest]) < MIN_DISTANCE:
+            i, j = sorted(edge_index[:, closest].tolist())
+            raise ValueError(f"atoms {i} and {j} are closer than {MIN_DISTANCE} Å ({float(lengths[closest]):.3f} Å): overlapping atoms")
     if not allow_isolated:
         lonely = torch.ones(len(s.numbers), dtype=torch.bool)
         lonely[edge_index[1]] = False

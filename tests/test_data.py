@@ -59,7 +59,7 @@ def test_to_unit_converts_energies_and_forces():
 def test_corrupt_and_mismatched_files_name_the_file(tmp_path):
     broken = tmp_path / "broken.npz"
     broken.write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="broken.npz: not a readable npz"):
+    with pytest.raises(ValueError, match="broken.npz: not an npz archive"):
         load_npz(broken)
     odd = tmp_path / "odd.npz"
     np.savez(odd, foo=np.zeros(3))

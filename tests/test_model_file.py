@@ -18,6 +18,7 @@ import torch
 pytest.importorskip("lightning")
 pytest.importorskip("safetensors")
 
+from helpers.damage import flip_a_byte_in_a_tensor  # noqa: E402
 from helpers.tiny import train_tiny  # noqa: E402
 
 from freecg_plugin.checkpoint import convert_checkpoint, export_model, load_trained_model  # noqa: E402
@@ -97,19 +98,6 @@ def test_damaged_tampered_and_newer_files_are_refused_in_one_line(trained, tmp_p
         with pytest.raises(ValueError, match=message) as caught:
             load_trained_model(path)
         assert "\n" not in str(caught.value) and str(path) in str(caught.value)
-
-
-def flip_a_byte_in_a_tensor(source: Path, target: Path) -> None:
-    """A copy of a checkpoint with one byte of a tensor's storage changed (the archive otherwise intact)."""
-    import struct
-
-    data = bytearray(source.read_bytes())
-    with zipfile.ZipFile(source) as archive:
-        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)  # the largest tensor
-    name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
-    start = info.header_offset + 30 + name_length + extra_length
-    data[start + info.file_size // 2] ^= 0x5A
-    target.write_bytes(bytes(data))
 
 
 def test_a_checkpoint_with_a_changed_tensor_byte_is_refused_not_evaluated(trained, tmp_path):
@@ -193,5 +181,8 @@ def test_freecg_md_and_test_run_from_the_model_file(trained, tmp_path):
         text=True,
     )
     assert md.returncode == 0 and "completed: 20 steps" in md.stdout, md.stderr[-2000:]
+    analysed = subprocess.run([str(FREECG), "md-analyse", str(tmp_path / "md")], capture_output=True, text=True)
+    assert analysed.returncode == 0 and "status: completed" in analysed.stdout, analysed.stderr[-2000:]
+    assert (tmp_path / "md" / "analysis.json").is_file()
     tested = subprocess.run([str(FREECG), "test", "--checkpoint", str(model)], capture_output=True, text=True, cwd=tmp_path)
     assert tested.returncode == 0 and "| forces (per Å) |" in tested.stdout, tested.stderr[-2000:]

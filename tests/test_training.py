@@ -219,7 +219,9 @@ def test_output_to_a_file_shows_one_line_per_epoch_and_counts_the_parameters_onc
     config = tiny_config(tmp_path / "run", max_epochs=3).to_dict()
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     with open(tmp_path / "job.log", "w") as log:  # as a batch job's output: not a terminal
-        done = subprocess.run([sys.executable, "-m", "freecg_plugin.cli", "train", "--config", str(tmp_path / "c.yaml")], stdout=log, stderr=log)
+        done = subprocess.run(
+            [sys.executable, "-m", "freecg_plugin.cli", "train", "--config", str(tmp_path / "c.yaml")], stdout=log, stderr=log
+        )
     text = (tmp_path / "job.log").read_text()
     assert done.returncode == 0, text[-3000:]
     lines = [line for line in text.splitlines() if line.startswith("epoch ")]

@@ -84,7 +84,7 @@ def add_commands(commands) -> None:
         "md-analyse",
         help="observables of a `freecg md` run against its reference frames: stability, h(r)/RDF, drift, diffusivity, PNGs",
     )
-    analyse.add_argument("run", metavar="OUTPUT", help="the --output folder of a `freecg md` run")
+    analyse.add_argument("folder", metavar="OUTPUT", help="the --output folder of a `freecg md` run")
     analyse.set_defaults(run=_md_analyse)
 
 
@@ -132,5 +132,5 @@ def _md(args) -> None:
 def _md_analyse(args) -> None:
     from ..md import analyse
 
-    result = analyse(args.run)
+    result = analyse(args.folder)
     print("\n".join(f"{key}: {value}" for key, value in result.items() if not isinstance(value, (dict, list))))

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from ..files import write_atomic, write_json
+from ..hosts import HostStatistics, ModelConfig, build_host
 from ..provenance import code_identity
 from .plan import CompareConfig, Run, plan, width_of
 from .records import record_of, set_aside, statuses, write_job
@@ -70,6 +71,26 @@ def _set_aside_stale(output: Path, runs: List[Run], code: str, accept_stale: boo
             print(f"compare: {run.name}: stale ({detail}): set aside in {set_aside(output, run)}, run again", flush=True)
 
 
+def check_models(config: CompareConfig) -> None:
+    """Build every host entry bare and with its FreeCG settings once, so that settings the layer
+    refuses (groups that do not divide the channels, paths a host cannot take...) fail in one line
+    naming the host before the first run, not hours into the plan.
+
+    Raises:
+        ValueError: naming the host entry and the problem.
+    """
+    for entry in config.hosts:
+        model = ModelConfig(
+            entry["host"], dict(entry.get("args") or {}), config.cutoff, dict(entry.get("freecg") or {}), entry.get("freecg_layers")
+        )
+        try:
+            build_host(model, HostStatistics([1, 6, 8]))
+        except (ValueError, TypeError, AssertionError) as err:
+            raise ValueError(
+                f"compare: host {entry.get('label', entry['host'])}: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+            ) from None
+
+
 def run_plan(config: CompareConfig, progress: bool = True, accept_stale: bool = False) -> Dict[str, Any]:
     """Run (or finish) every run of the plan, then write and return the report.
 
@@ -79,6 +100,7 @@ def run_plan(config: CompareConfig, progress: bool = True, accept_stale: bool = 
     from tqdm import tqdm
 
     output = Path(config.output)
+    check_models(config)
     runs = plan(config)
     code = code_identity()["sources_sha256"]
     _set_aside_stale(output, runs, code, accept_stale)

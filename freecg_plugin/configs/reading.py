@@ -4,6 +4,7 @@ configs found by name."""
 
 from __future__ import annotations
 
+import typing
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence
@@ -14,13 +15,42 @@ __all__ = ["apply_overrides", "build_dataclass", "config_path", "read_config", "
 
 
 def build_dataclass(cls, values: Mapping[str, Any] | None, where: str):
-    """``cls(**values)``, rejecting unknown keys by name (``where`` says which file/section)."""
+    """``cls(**values)``, rejecting unknown keys by name and values of the wrong type for the
+    fields typed ``int``, ``float``, ``str`` or ``bool`` (optional or not; an int, or a string
+    that reads as a number, is a float too) (``where`` says which file/section)."""
     values = dict(values or {})
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        values[name] = _typed(value, hints[name], f"{where.rsplit(': ', 1)[-1]}.{name}")
     return cls(**values)
+
+
+def _typed(value: Any, hint: Any, name: str) -> Any:
+    """``value`` checked against a scalar type hint (and made a float where a float is due)."""
+    optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
+    if optional:
+        if value is None:
+            return None
+        rest = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = rest[0] if len(rest) == 1 else hint
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    if hint in (int, str) and not (isinstance(value, hint) and not isinstance(value, bool)):
+        raise ValueError(f"{name} must be {'an int' if hint is int else 'a string'}, got {value!r}")
+    if hint is float:
+        if isinstance(value, str):
+            try:
+                return float(value)  # YAML reads 1e-3 (no dot) as a string
+            except ValueError:
+                pass
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return value
 
 
 def read_yaml_mapping(path, what: str = "config file") -> Dict[str, Any]:
@@ -33,7 +63,9 @@ def read_yaml_mapping(path, what: str = "config file") -> Dict[str, Any]:
     try:
         values = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ValueError(f"{path}: malformed YAML ({err})") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise ValueError(f"{path}: malformed YAML ({where}{getattr(err, 'problem', None) or str(err).splitlines()[0]})") from None
     if not isinstance(values, Mapping):
         raise ValueError(f"{path}: expected a mapping, got {type(values).__name__}")
     return dict(values)

@@ -50,6 +50,18 @@ class OptimConfig:
     time-to-accuracy curve."""
 
     def __post_init__(self) -> None:
+        for name in ("batch_size", "max_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"optim.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "max_time_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"optim.{name} must be positive, got {value}")
+        for name in ("warmup_steps", "plateau_patience", "weight_decay", "energy_weight", "forces_weight", "stress_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"optim.{name} must not be negative, got {getattr(self, name)}")
+        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
+            raise ValueError(f"optim.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.energy_loss not in ENERGY_LOSSES:
             raise ValueError(f"optim.energy_loss must be one of {list(ENERGY_LOSSES)}, got {self.energy_loss!r}")
         if self.curve_points_s is not None:

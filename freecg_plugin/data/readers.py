@@ -4,6 +4,7 @@ units are always explicit; errors name the file and the problem."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Tuple
 
@@ -34,9 +35,17 @@ def _check_unit(path: Path, unit: Optional[str]) -> str:
     return unit
 
 
-def _open_npz(path: Path) -> dict:
+def _require_file(path: Path) -> None:
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, not a data file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+
+
+def _open_npz(path: Path) -> dict:
+    _require_file(path)
+    if not zipfile.is_zipfile(path):  # np.load would take it for a pickle
+        raise ValueError(f"{path}: not an npz archive (numpy's .npz is a zip of .npy arrays)")
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: np.asarray(data[key]) for key in data.files}
@@ -178,8 +187,7 @@ def load_ase(path, energy_unit: Optional[str], keys: Optional[Mapping[str, str]]
     from ase.stress import voigt_6_to_full_3x3_stress
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+    _require_file(path)
     unit = _check_unit(path, energy_unit)
     names: Dict[str, str] = dict(_ASE_KEYS, **(keys or {}))
     unknown = sorted(set(names) - set(_ASE_KEYS))

@@ -79,6 +79,8 @@ def _check_folder(config: MDConfig, resume: bool) -> str:
     output, checkpoint = Path(config.output), Path(config.checkpoint)
     if not checkpoint.is_file():
         raise FileNotFoundError(f"{checkpoint}: no such checkpoint")
+    if (output / "run.json").is_file() and not (output / "state.npz").is_file():
+        (output / "run.json").unlink()  # a start killed before its first state: nothing ran, start again
     if (output / "run.json").is_file() and not resume:
         raise ValueError(f"md: {output} already holds a run: `--resume` continues it, or choose another --output")
     if resume and not (output / "state.npz").is_file():
@@ -126,9 +128,13 @@ def simulate(config: MDConfig, resume: bool = False, progress: bool = True) -> M
 
     if resume:
         state, wall, timed = restore_state(output, atoms, watch)
+    elif config.temperature > 0:
+        initial_velocities(atoms, config)
+    atoms.calc = potential.calculator
+    dynamics = build_dynamics(atoms, config)  # its errors (NPT for a molecule) come before anything is written
+    if resume:
+        restore_integrator_state(dynamics, state)
     else:
-        if config.temperature > 0:
-            initial_velocities(atoms, config)
         wall, timed = 0.0, 0
         training_data = None if potential.training_data is None else asdict(potential.training_data)
         start_folder(
@@ -145,10 +151,6 @@ def simulate(config: MDConfig, resume: bool = False, progress: bool = True) -> M
             ),
         )
 
-    atoms.calc = potential.calculator
-    dynamics = build_dynamics(atoms, config)
-    if resume:
-        restore_integrator_state(dynamics, state)
     files = RunFiles(output, dynamics, watch, dt_ps)
     first_failure = None
     try:
