@@ -29,7 +29,7 @@ from .files import write_atomic
 from .hosts import HostStatistics, build_potential
 from .model_file import is_model_file, read_model_file, write_model_file
 
-__all__ = ["TrainedModel", "convert_checkpoint", "export_model", "load_trained_model", "read_checkpoint", "stored_config"]
+__all__ = ["TrainedModel", "convert_checkpoint", "export_model", "load_trained_model", "read_checkpoint", "run_folder_of", "stored_config"]
 
 
 @dataclass
@@ -220,6 +220,13 @@ def export_model(checkpoint, output) -> Path:
         "cutoff": trained.cutoff,
     }
     return write_model_file(output, record, trained.model.state_dict())
+
+
+def run_folder_of(checkpoint) -> Path:
+    """The folder a checkpoint's reports belong in: the run's output folder for
+    ``OUTPUT/checkpoints/*.ckpt``, else the folder the file is in."""
+    path = Path(checkpoint).resolve()
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
 
 
 def stored_config(checkpoint) -> TrainConfig:

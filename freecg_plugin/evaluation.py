@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .atomistic import check_elements, evaluate
-from .checkpoint import TrainedModel, load_trained_model
+from .checkpoint import TrainedModel, load_trained_model, run_folder_of
 from .data import AtomsData, load_file
 from .data.loaders import frame_loader
 from .data.units import convert_energy
@@ -129,8 +129,8 @@ def evaluate_file(
         output: extxyz file for the predictions (``energy``, ``forces``, ``stress`` as the
             frames' calculator results; the file's labels as ``ref_energy``/``ref_forces``/
             ``ref_stress``). The force parity plot is written beside it as
-            ``<stem>_force_parity.png`` (without ``output``: into the working directory, named
-            after ``data_file``).
+            ``<stem>_force_parity.png`` (without ``output``: beside the model, in its run
+            folder, named after ``data_file``: never into the working directory).
         energy_unit, keys: of the file (default: those of the training config).
         device: ``cpu``, ``cuda``... (default: the training device).
     """
@@ -141,9 +141,10 @@ def evaluate_file(
     values, pred, ref = evaluate_model(trained, data, torch.device(device) if device else torch_device(config.accelerator), batch_size)
     values["frames"] = len(data)
     print(metrics_table(values, trained.energy_unit, f"{data_file}: {len(data)} frames, checkpoint {checkpoint}"), flush=True)
-    stem = Path(output).with_suffix("") if output else Path(Path(data_file).stem)
+    stem = Path(output).with_suffix("") if output else run_folder_of(checkpoint) / f"evaluate_{Path(data_file).stem}"
     title = f"forces, MAE {values['forces_mae']:.3f} {trained.energy_unit}/Å"
     parity_plot(pred["forces"], ref["forces"], trained.energy_unit, Path(f"{stem}_force_parity.png"), title)
+    print(f"force parity plot: {stem}_force_parity.png", flush=True)
     if output:
         write_predictions(Path(output), data, pred)
         print(f"predictions written to {output}", flush=True)

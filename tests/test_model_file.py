@@ -186,3 +186,32 @@ def test_freecg_md_and_test_run_from_the_model_file(trained, tmp_path):
     assert (tmp_path / "md" / "analysis.json").is_file()
     tested = subprocess.run([str(FREECG), "test", "--checkpoint", str(model)], capture_output=True, text=True, cwd=tmp_path)
     assert tested.returncode == 0 and "| forces (per Å) |" in tested.stdout, tested.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_reports_go_beside_the_model_never_into_the_working_folder_or_another_run(trained, tmp_path):
+    checkpoint, _ = trained
+    moved = tmp_path / "moved" / "checkpoints"
+    moved.mkdir(parents=True)
+    (moved / "best.ckpt").write_bytes(checkpoint.read_bytes())  # its stored output folder is the original run's
+    original = checkpoint.parent.parent / "force_parity.png"
+    stamp = original.stat().st_mtime_ns
+    work = tmp_path / "work"
+    work.mkdir()
+    from ase.io import write
+
+    frame = ethanol()
+    frame.info["energy"], frame.arrays["forces"] = -1.0, np.zeros((len(frame), 3))
+    write(work / "frames.xyz", [frame], format="extxyz")
+    tested = subprocess.run([str(FREECG), "test", "--checkpoint", str(moved / "best.ckpt")], capture_output=True, text=True, cwd=work)
+    assert tested.returncode == 0, tested.stderr[-2000:]
+    assert (tmp_path / "moved" / "force_parity.png").is_file() and original.stat().st_mtime_ns == stamp
+    evaluated = subprocess.run(
+        [str(FREECG), "evaluate", "--checkpoint", str(moved / "best.ckpt"), "--data", "frames.xyz", "--energy-unit", "eV"],
+        capture_output=True,
+        text=True,
+        cwd=work,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert (tmp_path / "moved" / "evaluate_frames_force_parity.png").is_file()
+    assert sorted(p.name for p in work.iterdir()) == ["frames.xyz"]  # nothing written into the working folder

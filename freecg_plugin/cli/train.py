@@ -64,10 +64,12 @@ def _train(args) -> None:
 
 
 def _test(args) -> None:
-    from ..checkpoint import stored_config
+    from ..checkpoint import run_folder_of, stored_config
     from ..configs.train import load_config
 
     config = load_config(args.config) if args.config else stored_config(args.checkpoint)
+    if not args.config:  # the report goes beside the checkpoint, not into its stored (relative) output folder
+        config.output = str(run_folder_of(args.checkpoint))
     if config.task == "properties":
         from ..properties.data import load_property_data
         from ..training.properties import evaluate_properties
