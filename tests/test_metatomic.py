@@ -50,6 +50,14 @@ def structures():
     return {"box": box, "slab": slab, "molecules": cluster}
 
 
+def assert_same_energy(exported: Path, checkpoint: Path, structure: str) -> None:
+    atoms = structures()[structure]
+    atoms.calc = MetatomicCalculator(str(exported), device="cpu")
+    reference = atoms.copy()
+    reference.calc = FreeCGCalculator(str(checkpoint))
+    assert atoms.get_potential_energy() == pytest.approx(reference.get_potential_energy(), abs=1e-6)
+
+
 def test_metatomic_ase_gives_the_calculators_energy_forces_and_stress(water_model):
     checkpoint, exported = water_model
     ours = FreeCGCalculator(str(checkpoint))
@@ -189,11 +197,7 @@ def test_the_cli_exports_a_model_file_as_metatomic(water_model, tmp_path):
         [str(FREECG), "export", str(safe), "--format", "metatomic", "--output", str(tmp_path / "m.pt")], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    atoms = structures()["molecules"]
-    atoms.calc = MetatomicCalculator(str(tmp_path / "m.pt"), device="cpu")
-    reference = atoms.copy()
-    reference.calc = FreeCGCalculator(str(checkpoint))
-    assert atoms.get_potential_energy() == pytest.approx(reference.get_potential_energy(), abs=1e-6)
+    assert_same_energy(tmp_path / "m.pt", checkpoint, "molecules")
 
 
 AFTER_PYG = """
@@ -209,8 +213,4 @@ def test_the_export_works_with_pyg_loaded_first(water_model, tmp_path):
     checkpoint, _ = water_model
     done = subprocess.run([sys.executable, "-c", AFTER_PYG, str(checkpoint), str(tmp_path / "m.pt")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    atoms = structures()["box"]
-    atoms.calc = MetatomicCalculator(str(tmp_path / "m.pt"), device="cpu")
-    reference = atoms.copy()
-    reference.calc = FreeCGCalculator(str(checkpoint))
-    assert atoms.get_potential_energy() == pytest.approx(reference.get_potential_energy(), abs=1e-6)
+    assert_same_energy(tmp_path / "m.pt", checkpoint, "box")
