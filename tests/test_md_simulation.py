@@ -323,3 +323,20 @@ def test_torchsim_batched_nve_conserves_energy_per_replica(ethanol_model):
     bad.numbers[0] = 17
     with pytest.raises(ValueError, match="unknown elements"):
         model(ts.initialize_state([bad], torch.device("cpu"), torch.float64))
+
+
+@pytest.mark.slow
+def test_torchsim_own_conformance_check_passes(copper_model):
+    """TorchSim's ``validate_model_outputs`` (its systems are Si, Mg and Fe cells: each atom is
+    made copper, the model's one element, by the validator's ``state_modifier``)."""
+    import torch
+    from torch_sim.models.interface import validate_model_outputs
+
+    from freecg_plugin.integrations.torchsim import FreeCGTorchSimModel
+
+    def as_copper(state):
+        state.atomic_numbers = torch.full_like(state.atomic_numbers, 29)
+        return state
+
+    model = FreeCGTorchSimModel(str(copper_model), compute_stress=True)
+    validate_model_outputs(model, torch.device("cpu"), torch.float64, state_modifier=as_copper)
