@@ -91,26 +91,29 @@ class GraphBatch:
         )
 
 
-def frame_graph(structure: Structure, cutoff: float, allow_isolated: bool = False) -> GraphBatch:
+def frame_graph(
+    structure: Structure, cutoff: float, allow_isolated: bool = False, min_distance: Optional[float] = MIN_DISTANCE
+) -> GraphBatch:
     """One structure, checked, with its neighbour list: a batch of one.
 
     Raises:
         ValueError: for a bad structure (see :func:`check_structure`), two atoms closer than
-            :data:`MIN_DISTANCE`, or an atom with no neighbour within the cutoff (unless
-            ``allow_isolated``).
+            ``min_distance`` (``None``: not checked, as the simulation engines do during dynamics,
+            where the stability checks judge a collapsing structure), or an atom with no neighbour
+            within the cutoff (unless ``allow_isolated``).
     """
     s = structure
     check_structure(s.positions, s.numbers, s.cell, s.pbc)
     edge_index, shift = neighbor_list(s.positions, cutoff, s.cell, s.pbc)
-    if edge_index.shape[1]:
+    if min_distance is not None and edge_index.shape[1]:
         vectors = s.positions[edge_index[0]] - s.positions[edge_index[1]]
         if s.periodic:
             vectors = vectors + shift.to(s.positions.dtype) @ s.cell.to(s.positions.dtype)
         lengths = vectors.detach().norm(dim=1)
         closest = int(lengths.argmin())
-        if float(lengths[closest]) < MIN_DISTANCE:
+        if float(lengths[closest]) < min_distance:
             i, j = sorted(edge_index[:, closest].tolist())
-            raise ValueError(f"atoms {i} and {j} are closer than {MIN_DISTANCE} Å ({float(lengths[closest]):.3f} Å): overlapping atoms")
+            raise ValueError(f"atoms {i} and {j} are closer than {min_distance} Å ({float(lengths[closest]):.3f} Å): overlapping atoms")
     if not allow_isolated:
         lonely = torch.ones(len(s.numbers), dtype=torch.bool)
         lonely[edge_index[1]] = False
@@ -138,19 +141,20 @@ def concatenate(graphs: Sequence[GraphBatch]) -> GraphBatch:
     )
 
 
-def collate(structures: Sequence[Structure], cutoff: float, allow_isolated: bool = False) -> GraphBatch:
+def collate(
+    structures: Sequence[Structure], cutoff: float, allow_isolated: bool = False, min_distance: Optional[float] = MIN_DISTANCE
+) -> GraphBatch:
     """Check each structure, build its neighbour list and concatenate.
 
     Raises:
-        ValueError: for an empty list, a bad structure (see :func:`check_structure`), or an atom
-            with no neighbour within the cutoff (unless ``allow_isolated``), naming the structure.
+        ValueError: for an empty list, or a structure :func:`frame_graph` refuses, naming the structure.
     """
     if not structures:
         raise ValueError("no structures to evaluate")
     graphs = []
     for index, s in enumerate(structures):
         try:
-            graphs.append(frame_graph(s, cutoff, allow_isolated))
+            graphs.append(frame_graph(s, cutoff, allow_isolated, min_distance))
         except ValueError as err:
             raise ValueError(f"structure {index}: {err}") from None
     return concatenate(graphs)

@@ -41,7 +41,9 @@ class FreeCGCalculator(Calculator):
             pbc,
         )
         want_stress = structure.fully_periodic and "stress" in properties  # the strain derivative only when asked
-        out = evaluate(self.model, collate([structure], self.cutoff, allow_isolated=True), forces=True, stress=want_stress)
+        out = evaluate(
+            self.model, collate([structure], self.cutoff, allow_isolated=True, min_distance=None), forces=True, stress=want_stress
+        )
         energy = float(out["energy"][0].detach()) * self.scale
         self.results = {"energy": energy, "free_energy": energy, "forces": out["forces"].detach().cpu().numpy() * self.scale}
         if want_stress:

@@ -77,7 +77,7 @@ class FreeCGPotentialImpl(MLPotentialImpl):
         if periodic:
             box = state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.angstrom)
             cell = torch.tensor(np.asarray(box), dtype=self.dtype, device=self.device)
-        graph = collate([Structure(numbers, positions, cell, periodic)], self.trained.cutoff, allow_isolated=True)
+        graph = collate([Structure(numbers, positions, cell, periodic)], self.trained.cutoff, allow_isolated=True, min_distance=None)
         out = evaluate(self.trained.model, graph, forces=True)
         scale = self.trained.to_eV * KJ_PER_MOL_PER_EV
         energy = float(out["energy"][0].detach()) * scale

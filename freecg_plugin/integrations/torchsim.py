@@ -58,7 +58,7 @@ class FreeCGTorchSimModel(ModelInterface):
             atoms = state.system_idx == system
             structures.append(Structure(numbers[atoms], positions[atoms], cells[system] if any(pbc) else None, pbc))
         want_stress = self._compute_stress and all(pbc)
-        graph = collate(structures, self.cutoff, allow_isolated=True).to(self._device)
+        graph = collate(structures, self.cutoff, allow_isolated=True, min_distance=None).to(self._device)
         out = evaluate(self.model, graph, forces=True, stress=want_stress)
         results = {"energy": out["energy"].detach() * self.to_eV, "forces": out["forces"].detach() * self.to_eV}
         if want_stress:
