@@ -81,13 +81,13 @@ class FreeCGTensorProductScatter(nn.Module):
         self.use_enhancer = freecg.enhancer is not None
         use_group_cg = freecg.group_cg is not None
         # the enhancer's bias covers every TP edge weight, or one per channel shared by the TP's paths
-        self.bias_blocks = 1
+        self.bias_blocks, self.bias_width = 1, tp_scatter.tp.weight_numel
         if self.use_enhancer:
             out, numel = freecg.enhancer.linear.out_features, tp_scatter.tp.weight_numel
             sizes = {math.prod(ins.path_shape) for ins in tp_scatter.tp.instructions if ins.has_weight}
             if out != numel and sizes != {out}:
                 raise ValueError(f"enhancer_out {out}: neither the TP's {numel} edge weights nor its paths' {sorted(sizes)} channels")
-            self.bias_blocks = numel // out
+            self.bias_blocks, self.bias_width = numel // out, out
         self.state_in = Linear(Irreps(feature_irreps_in), edge_irreps)
         self.messages_in = Linear(irreps_mid, edge_irreps) if use_group_cg else None
         self.products_out = Linear(edge_irreps, irreps_mid) if use_group_cg else None
@@ -98,7 +98,8 @@ class FreeCGTensorProductScatter(nn.Module):
         if self.use_enhancer:
             per_atom = state.reshape(state.shape[0], self.channels, self.dim).transpose(1, 2)
             bias = freecg.edge_bias(per_atom, edge_attr[:, : self.dim], edge_src)
-            edge_weight = (edge_weight.view(edge_weight.shape[0], self.bias_blocks, -1) * (1.0 + bias[:, None, :])).view(edge_weight.shape)
+            blocks = edge_weight.view(edge_weight.shape[0], self.bias_blocks, self.bias_width)  # explicit sizes: no edges is fine too
+            edge_weight = (blocks * (1.0 + bias[:, None, :])).view(edge_weight.shape)
         messages = self.tp_scatter(x, edge_attr, edge_weight, edge_dst, edge_src)
         messages_in, products_out = self.messages_in, self.products_out
         if messages_in is None or products_out is None:
