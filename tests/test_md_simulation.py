@@ -299,6 +299,7 @@ def test_torchsim_batched_nve_conserves_energy_per_replica(ethanol_model):
     energy, and they are independent (different momenta, different paths)."""
     import torch
     import torch_sim as ts
+    from helpers.torchsim_nve import nve_totals
 
     from freecg_plugin.integrations.torchsim import FreeCGTorchSimModel
     from freecg_plugin.md import load_structure
@@ -306,18 +307,9 @@ def test_torchsim_batched_nve_conserves_energy_per_replica(ethanol_model):
     model = FreeCGTorchSimModel(str(ethanol_model))
     atoms = load_structure(None, 0, model.config.data)
     state = ts.initialize_state([atoms] * 4, torch.device("cpu"), torch.float64)
-    state.rng = 7
-    kT = torch.tensor(100.0 * ts.units.MetalUnits.temperature, dtype=torch.float64)
-    dt = torch.tensor(0.00025 * ts.units.MetalUnits.time, dtype=torch.float64)
-    md = ts.nve_init(state, model, kT=kT)
-    totals = []
-    for _ in range(200):
-        md = ts.nve_step(md, model, dt=dt)
-        kinetic = ts.calc_kinetic_energy(masses=md.masses, momenta=md.momenta, system_idx=md.system_idx)
-        totals.append((md.energy + kinetic).numpy())
-    totals = np.array(totals)  # [steps, replicas]
+    totals, kinetic = nve_totals(model, state, steps=200, temperature_K=100.0, timestep_ps=0.00025, seed=7)  # [steps, replicas]
     drift = np.abs(totals - totals[0]).max(axis=0)
-    assert (drift < 0.01 * kinetic.numpy()).all(), (drift, kinetic)  # against the last step's kinetic energy
+    assert (drift < 0.01 * kinetic).all(), (drift, kinetic)  # against the last step's kinetic energy
     assert np.ptp(totals[0]) > 1e-4  # different momenta per replica
     bad = atoms.copy()
     bad.numbers[0] = 17

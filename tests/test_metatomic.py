@@ -19,6 +19,7 @@ pytest.importorskip("metatomic.torch")
 pytest.importorskip("schnetpack")
 
 from helpers.tiny import PAINN, SO3NET, train_tiny  # noqa: E402
+from helpers.torchsim_nve import nve_totals  # noqa: E402
 from metatomic_ase import MetatomicCalculator  # noqa: E402
 
 from freecg_plugin.integrations import FreeCGCalculator  # noqa: E402
@@ -95,16 +96,8 @@ def test_torchsim_runs_the_exported_model_in_nve(water_model):
     _, exported = water_model
     model = MetatomicModel(str(exported), device="cpu")
     state = ts.initialize_state([structures()["box"]], torch.device("cpu"), torch.float64)
-    state.rng = 3
-    kT = torch.tensor(300.0 * ts.units.MetalUnits.temperature, dtype=torch.float64)
-    dt = torch.tensor(0.00025 * ts.units.MetalUnits.time, dtype=torch.float64)
-    md = ts.nve_init(state, model, kT=kT)
-    totals = []
-    for _ in range(30):
-        md = ts.nve_step(md, model, dt=dt)
-        kinetic = ts.calc_kinetic_energy(masses=md.masses, momenta=md.momenta, system_idx=md.system_idx)
-        totals.append(float(md.energy + kinetic))
-    assert np.isfinite(totals).all() and np.ptp(totals) < 0.01 * float(kinetic)
+    totals, kinetic = nve_totals(model, state, steps=30, temperature_K=300.0, timestep_ps=0.00025, seed=3)
+    assert np.isfinite(totals).all() and np.ptp(totals) < 0.01 * float(kinetic[0])
 
 
 IPI_INPUT = """<simulation verbosity='low' safe_stride='1000'>

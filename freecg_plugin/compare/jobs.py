@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from submitit.helpers import Checkpointable
+
 from .plan import CompareConfig, Run
 from .records import read_job, record_of, slurm_states, write_job
 
@@ -30,13 +32,7 @@ __all__ = ["TrainJob", "run_jobs"]
 POLL_S = 2.0
 
 
-def _checkpointable():
-    import submitit
-
-    return submitit.helpers.Checkpointable
-
-
-class TrainJob(_checkpointable()):
+class TrainJob(Checkpointable):
     """One run as a submitit job: ``freecg train`` in ``folder`` with the plan's code snapshot.
     Requeued (pre-emption, time limit), it is called again and resumes from the last checkpoint."""
 

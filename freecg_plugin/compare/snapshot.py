@@ -11,8 +11,9 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
+from ..data.registry import shipped_root
 from ..provenance import code_identity, package_files, sources_hash
 
 __all__ = ["snapshot_code", "snapshot_environment"]
@@ -34,7 +35,7 @@ def snapshot_code(output: Path) -> Path:
             shutil.copy2(path, destination)
         if sources_hash(staging / "freecg_plugin") != digest:
             raise RuntimeError("compare: the package's sources changed while they were copied; try again")
-        shipped = _shipped_data()
+        shipped = shipped_root()
         if shipped is not None:
             (staging / "examples").mkdir()
             (staging / "examples" / "data").symlink_to(shipped, target_is_directory=True)
@@ -43,12 +44,6 @@ def snapshot_code(output: Path) -> Path:
         if staging.exists():
             shutil.rmtree(staging)
     return target
-
-
-def _shipped_data() -> Optional[Path]:
-    from ..data.registry import shipped_root
-
-    return shipped_root()
 
 
 def snapshot_environment(snapshot: Path) -> Dict[str, str]:
