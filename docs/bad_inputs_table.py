@@ -9,17 +9,23 @@ import yaml
 HERE = Path(__file__).resolve().parent
 
 
-def _command(run: Any) -> str:
+def _command(row: Dict[str, Any]) -> str:
+    run = row["run"]
     if isinstance(run, str):
-        return run.removeprefix("python: ") + " (Python API)"
-    return "freecg " + " ".join(str(a) for a in run)
+        return f"`{run.removeprefix('python: ')}` (Python API)"
+    line = "`freecg " + " ".join(str(a) for a in run) + "`"
+    if row.get("unprivileged"):
+        line += " as a user (not root)"
+    if "file_size_limit" in row:
+        line += f" with a file-size limit of {row['file_size_limit']} bytes"
+    return line
 
 
 def markdown(rows: List[Dict[str, Any]]) -> str:
     """The rows as a Markdown table: case, command, the message it gives (in part)."""
     lines = ["| case | input | one-line error (contains) |", "|---|---|---|"]
     for row in rows:
-        cells = [row["case"], f"`{_command(row['run'])}`", f"`{row['message']}`"]
+        cells = [row["case"], _command(row), f"`{row['message']}`"]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

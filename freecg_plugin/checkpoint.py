@@ -25,7 +25,7 @@ import torch
 from . import __version__
 from .configs.train import TrainConfig
 from .data.units import convert_energy
-from .files import write_atomic
+from .files import write_serialized
 from .hosts import HostStatistics, build_potential
 from .model_file import is_model_file, read_model_file, write_model_file
 
@@ -137,7 +137,7 @@ def convert_checkpoint(checkpoint, output, trust: bool = False) -> Path:
             kept[key] = value
         else:
             dropped.append(key)
-    write_atomic(Path(output), lambda tmp: torch.save(kept, tmp))
+    write_serialized(Path(output), lambda buffer: torch.save(kept, buffer))
     read_checkpoint(output)  # it now loads without unpickling
     if dropped:
         print(f"convert: dropped {dropped} (not plain values): the new checkpoint tests, evaluates and simulates, and may not resume")

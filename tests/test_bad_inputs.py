@@ -3,6 +3,8 @@ with exit status 2 and one line holding the row's message, before any long work,
 nothing new behind (no output folder, no half-written file); an API case raises one line."""
 
 import json
+import os
+import resource
 import subprocess
 import sys
 import zipfile
@@ -105,6 +107,14 @@ def setup(name: str, tmp: Path, checkpoint: Path, model: Path) -> Path:
     if name == "folder":
         (tmp / "a folder").mkdir()
         return tmp / "a folder"
+    if name == "read_only_folder":
+        (tmp / "read only").mkdir(mode=0o555)
+        return tmp / "read only"
+    if name == "read_only_plan":
+        (tmp / "read only").mkdir(mode=0o555)
+        path = tmp / "plan.yaml"
+        path.write_text(yaml.safe_dump(tiny_plan(tmp / "read only" / "compare")))
+        return path
     if name == "text_npz":
         (tmp / "frames.npz").write_text("energy,forces\n1,2\n")
         return tmp / "frames.npz"
@@ -174,11 +184,28 @@ def fill(value: str, **names) -> str:
     return value.format(**{k: str(v) for k, v in names.items()})
 
 
+def command(row: dict, **names) -> list:
+    """The row's command line: as an unprivileged process if the row asks (root keeps its user id
+    but loses the capabilities that let it write into any folder)."""
+    line = [str(FREECG), *(fill(a, **names) for a in row["run"])]
+    if row.get("unprivileged") and os.geteuid() == 0:
+        line = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *line]
+    return line
+
+
+def limits(row: dict):
+    """What the child sets before it starts: the row's file-size limit."""
+    if "file_size_limit" not in row:
+        return None
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (row["file_size_limit"], row["file_size_limit"]))
+
+
 def test_the_table_is_long_enough_and_names_every_command():
     assert len(TABLE) >= 30 and len({row["case"] for row in TABLE}) == len(TABLE)
     commands = {row["run"][0] for row in TABLE if isinstance(row["run"], list)}
     assert {"train", "test", "evaluate", "compare", "md", "md-analyse", "data", "export"} <= commands
     assert sum(isinstance(row["run"], str) for row in TABLE) >= 5
+    assert sum(bool(row.get("unprivileged")) for row in TABLE) >= 2 and sum("file_size_limit" in row for row in TABLE) >= 2
 
 
 @pytest.mark.parametrize("row", TABLE, ids=[row["case"] for row in TABLE])
@@ -195,9 +222,7 @@ def test_bad_input(row, trained, tmp_path):
         message = str(caught.value)
         assert "\n" not in message and row["message"] in message, message
     else:
-        done = subprocess.run(
-            [str(FREECG), *(fill(a, **names) for a in row["run"])], capture_output=True, text=True, cwd=tmp_path, timeout=600
-        )
+        done = subprocess.run(command(row, **names), capture_output=True, text=True, cwd=tmp_path, timeout=600, preexec_fn=limits(row))
         assert done.returncode == 2, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
         assert done.stderr.count("\n") == 1 and row["message"] in done.stderr, done.stderr[-2000:]
     after = sorted(p.relative_to(tmp) for p in tmp.rglob("*"))

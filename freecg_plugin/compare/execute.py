@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from ..files import write_atomic, write_json
+from ..files import check_writable, write_atomic, write_json
 from ..hosts import HostStatistics, ModelConfig, build_host
 from ..provenance import code_identity
 from .plan import CompareConfig, Run, plan, width_of
@@ -100,6 +100,7 @@ def run_plan(config: CompareConfig, progress: bool = True, accept_stale: bool = 
     from tqdm import tqdm
 
     output = Path(config.output)
+    check_writable(output, "compare: output folder")
     check_models(config)
     runs = plan(config)
     code = code_identity()["sources_sha256"]

@@ -25,7 +25,7 @@ import torch
 
 from .. import __version__
 from ..checkpoint import TrainedModel, load_trained_model
-from ..files import write_atomic
+from ..files import write_in_child
 
 
 @contextmanager
@@ -144,7 +144,7 @@ def metatomic_model(trained: TrainedModel, source: str = "") -> AtomisticModel:
     layers = int(trained.config.model.args[_LAYERS[host]])
     dtype = next(trained.model.parameters()).dtype
     capabilities = ModelCapabilities(
-        outputs={"energy": ModelOutput(quantity="energy", unit="eV", sample_kind="atom")},  # per atom, and per system by the sum
+        outputs={"energy": ModelOutput(unit="eV", sample_kind="atom")},  # per atom, and per system by the sum
         atomic_types=list(trained.elements),
         interaction_range=layers * trained.cutoff,
         length_unit="angstrom",
@@ -172,7 +172,7 @@ def export_metatomic(checkpoint, output, dtype: torch.dtype = torch.float64) -> 
     model = metatomic_model(trained, Path(checkpoint).name)
     try:
         with _torchs_own_index_select():
-            write_atomic(Path(output), model.save)
+            write_in_child(Path(output), model.save)
     except RuntimeError as err:  # TorchScript's own message is many lines of source; its first names the cause
         cause = str(err.__cause__ or err).strip().splitlines()[0][:200]
         raise ValueError(f"{checkpoint}: TorchScript cannot compile this model ({cause})") from None

@@ -29,7 +29,7 @@ from typing import Optional
 
 from ..configs.md import MDConfig
 from ..data.registry import sha256_of
-from ..files import write_json
+from ..files import check_writable, write_json
 from .integrators import build_dynamics, restore_integrator_state
 from .potentials import load_potential
 from .run_folder import RunFiles, check_same_run, restore_state, start_folder, stored_config
@@ -79,6 +79,7 @@ def _check_folder(config: MDConfig, resume: bool) -> str:
     output, checkpoint = Path(config.output), Path(config.checkpoint)
     if not checkpoint.is_file():
         raise FileNotFoundError(f"{checkpoint}: no such checkpoint")
+    check_writable(output, "md: output folder")
     if (output / "run.json").is_file() and not (output / "state.npz").is_file():
         (output / "run.json").unlink()  # a start killed before its first state: nothing ran, start again
     if (output / "run.json").is_file() and not resume:

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Sequence
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from ..files import write_atomic
+from ..files import write_serialized
 from .clock import TrainingClock
 
 __all__ = ["WeightSnapshots", "log_spaced_times", "read_snapshot", "snapshot_files"]
@@ -75,7 +75,7 @@ class WeightSnapshots(Callback):
                 "epoch": int(trainer.current_epoch),
                 "step": int(trainer.global_step),
             }
-            write_atomic(self.folder / f"{name:010.1f}.pt", lambda tmp: torch.save(record, tmp))
+            write_serialized(self.folder / f"{name:010.1f}.pt", lambda buffer: torch.save(record, buffer))
         self._last_step = int(trainer.global_step)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -18,7 +18,7 @@ import torch
 
 from ..checkpoint import read_checkpoint
 from ..configs.train import TrainConfig
-from ..files import write_json
+from ..files import check_writable, write_json
 from ..provenance import provenance
 from .clock import TrainingClock
 from .curves import plot_learning_curves
@@ -107,6 +107,7 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
     before the first step."""
     L.seed_everything(config.optim.seed, workers=True, verbose=False)
     output = Path(config.output)
+    check_writable(output, "output folder")
     if resume is not None:
         if not Path(resume).is_file():
             raise FileNotFoundError(f"{resume}: no such checkpoint to resume from")
