@@ -4,6 +4,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,8 @@ def generator():
 
 class _DataHandler(http.server.SimpleHTTPRequestHandler):
     """Serves a folder; a path under ``/truncated/`` sends the file's full length as
-    Content-Length, then only half of it, and drops the connection."""
+    Content-Length, then only half of it, and drops the connection; under ``/slow/``, the file in
+    64 KiB pieces 20 ms apart (a download long enough to be interrupted)."""
 
     def log_message(self, *args) -> None:  # keep test output clean
         pass
@@ -44,6 +46,16 @@ class _DataHandler(http.server.SimpleHTTPRequestHandler):
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if self.path.startswith("/slow/"):
+            body = Path(self.translate_path(self.path.replace("/slow", "", 1))).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for start in range(0, len(body), 1 << 16):
+                self.wfile.write(body[start : start + (1 << 16)])
+                self.wfile.flush()
+                time.sleep(0.02)
             return
         super().do_GET()
 

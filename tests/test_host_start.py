@@ -3,36 +3,11 @@ zero FreeCG weights, or closed gates), for every host the trainer builds, and th
 
 import pytest
 import torch
+from helpers.tiny import HOSTS_TINY as TINY
 
 from freecg_plugin.atomistic import Structure, collate, evaluate
 from freecg_plugin.hosts import HOSTS, HostStatistics, ModelConfig, build_host
 from freecg_plugin.nn import FreeCGLayer
-
-TINY = {
-    "visnet": ({"lmax": 2, "num_heads": 2, "num_layers": 2, "hidden_channels": 8, "num_rbf": 4}, {"groups": 2}),
-    "painn": ({"n_atom_basis": 8, "n_interactions": 2, "n_rbf": 6}, {"groups": 2}),
-    "so3net": ({"n_atom_basis": 8, "n_interactions": 2, "lmax": 2, "n_rbf": 4}, {"groups": 2}),
-    "nequip": (
-        {"num_layers": 3, "l_max": 1, "parity": False, "num_features": 8, "radial_mlp_width": 8, "model_dtype": "float64"},
-        {"edges_per_group": 4},
-    ),
-    "allegro": (
-        {
-            "l_max": 1,
-            "parity": False,
-            "radial_chemical_embed": {"_target_": "allegro.nn.TwoBodyBesselScalarEmbed", "num_bessels": 4},
-            "radial_chemical_embed_dim": 4,
-            "num_layers": 2,
-            "num_scalar_features": 8,
-            "num_tensor_features": 8,
-            "allegro_mlp_hidden_layers_width": 8,
-            "scalar_embed_mlp_hidden_layers_width": 8,
-            "readout_mlp_hidden_layers_width": 4,
-            "model_dtype": "float64",
-        },
-        {"edges_per_group": 4},
-    ),
-}
 
 
 def _build(host, freecg):

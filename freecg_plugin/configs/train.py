@@ -48,6 +48,11 @@ class OptimConfig:
     """Training-clock seconds at which the tested weights are saved (``OUTPUT/snapshots/``) and,
     after training, evaluated on the validation and test frames (``OUTPUT/curve.json``): a
     time-to-accuracy curve."""
+    deterministic: bool = False
+    """Ask torch for deterministic algorithms only (an error names an operation that has none on
+    the device). On the CPU, training is repeatable bit for bit without it for a fixed number of
+    threads; a different thread count changes the order of sums, and the last digits (docs:
+    reproducibility)."""
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_epochs"):

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import socket
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
+
+from ..files import write_text
 
 __all__ = [
     "DataFile",
@@ -201,8 +205,6 @@ def fetch(
             hash that was never pinned.
         OSError: the download failed (nothing partial is left in the cache).
     """
-    import pooch
-
     entry = dataset(name)
     root = Path(root) if root is not None else cache_root()
     if require_hash:
@@ -223,23 +225,13 @@ def fetch(
         known = file.sha256 or (pin.read_text().strip() if pin.is_file() else None)
         if target.is_file() and known is not None and sha256_of(target) != known:
             target.unlink()  # a stale or damaged copy: fetch it again
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            pooch.retrieve(
-                url,
-                known_hash=None if known is None else f"sha256:{known}",
-                fname=target.name,
-                path=target.parent,
-                progressbar=progress,
-                processor=pooch.Untar(extract_dir=".") if entry.unpack else None,
-            )
-        except ValueError as err:  # pooch: hash mismatch (the temporary file is already removed)
-            raise ValueError(f"{name}: {url}: {err}".replace("\n", " ")) from None
-        except Exception as err:
-            raise OSError(f"{name}: download of {url} failed ({type(err).__name__}: {err})") from None
+        if not target.is_file():
+            _download(name, url, known, target, progress)
+        if entry.unpack:
+            _unpack(target)
         if known is None:
             digest = sha256_of(target)
-            pin.write_text(digest + "\n")
+            write_text(pin, digest + "\n")
             print(
                 f"WARNING: {file.path} has no published SHA-256: this first download from {url} is trusted as it is and "
                 f"pinned ({digest}); later fetches must match it. --require-hash refuses such files.",
@@ -248,6 +240,58 @@ def fetch(
             )
         paths.append(target)
     return paths
+
+
+def _download(name: str, url: str, known: Optional[str], target: Path, progress: bool) -> None:
+    """``url`` into ``target``, checked against ``known``, through a staging folder of this
+    process that only a finished, checked download leaves (renamed onto ``target``)."""
+    import pooch
+
+    staging = _staging_folder(target.parent)
+    try:
+        pooch.retrieve(url, known_hash=None if known is None else f"sha256:{known}", fname=target.name, path=staging, progressbar=progress)
+        os.replace(staging / target.name, target)
+    except ValueError as err:  # pooch: hash mismatch
+        raise ValueError(f"{name}: {url}: {err}".replace("\n", " ")) from None
+    except Exception as err:
+        raise OSError(f"{name}: download of {url} failed ({type(err).__name__}: {err})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _staging_folder(folder: Path) -> Path:
+    """``folder/.download-<host>-<pid>`` for this process, made new; the staging folders of this
+    host's processes that no longer run (a killed download) are removed first."""
+    host = socket.gethostname()
+    for old in folder.glob(f".download-{host}-*"):
+        pid = old.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    staging = folder / f".download-{host}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _unpack(archive: Path) -> None:
+    """Unpack ``archive`` beside it unless a finished unpacking is recorded (``<archive>.unpacked``):
+    an unpacking that was interrupted runs again."""
+    import pooch
+
+    done = archive.with_name(archive.name + ".unpacked")
+    if not done.is_file():
+        pooch.Untar(extract_dir=".")(str(archive), "download", None)
+        write_text(done, "")
 
 
 def describe(name: str) -> str:

@@ -89,7 +89,7 @@ class PausableClock:
 
 
 class TrainingClock(Callback):
-    """Cumulative training seconds, CPU seconds and epochs of a run (see the module docstring).
+    """Cumulative training seconds and CPU seconds of a run (see the module docstring).
 
     Args:
         max_seconds: stop training once this many seconds are reached (``None``: no limit).
@@ -100,7 +100,6 @@ class TrainingClock(Callback):
         self.before = self.cpu_before = 0.0  # earlier invocations (from the checkpoint resumed)
         self._clock: Optional[PausableClock] = None
         self._final: Optional[tuple] = None
-        self.epochs = 0
 
     @property
     def seconds(self) -> float:
@@ -133,7 +132,6 @@ class TrainingClock(Callback):
         self._final = (self.seconds, self.cpu_seconds)
         if self._clock is not None:
             self._clock.stop()
-        self.epochs = int(trainer.current_epoch)
 
     def state_dict(self) -> Dict[str, Any]:
         return {"seconds": self.seconds, "cpu_seconds": self.cpu_seconds}

@@ -78,7 +78,7 @@ def trainer_for(
         inference_mode=False,  # forces need autograd in validation and test
         gradient_clip_val=config.optim.gradient_clip,
         log_every_n_steps=1,
-        deterministic=False,
+        deterministic=config.optim.deterministic,
         num_sanity_val_steps=0,
         enable_model_summary=False,
         enable_progress_bar=progress_bar,
@@ -130,7 +130,8 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
     trainer.save_checkpoint(output / "checkpoints" / "last.ckpt")  # the end of the run, for --resume (all ranks: a collective)
     if not trainer.is_global_zero:  # DDP: the other processes stop here; rank 0 tests and reports
         return {}
-    seconds, done = clock.seconds, max(clock.epochs, 1)
+    # epochs done, all invocations together (a resume from the end of a run trains none and keeps the count)
+    seconds, done = clock.seconds, max(int(trainer.current_epoch), 1)
     print(f"trained {done} epochs in {seconds:.1f} s ({seconds / done:.2f} s/epoch), all invocations together", flush=True)
     best = trainer.checkpoint_callback.best_model_path or str(output / "checkpoints" / "last.ckpt")
     results = job.test(best)

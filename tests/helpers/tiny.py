@@ -8,6 +8,34 @@ PAINN = {"host": "painn", "args": {"n_atom_basis": 8, "n_interactions": 1, "n_rb
 SO3NET = {"host": "so3net", "args": {"n_atom_basis": 8, "n_interactions": 1, "lmax": 1, "n_rbf": 6}, "freecg": {"groups": 2}}
 """An SO3net + FreeCG of the same size."""
 
+HOSTS_TINY = {
+    "visnet": ({"lmax": 2, "num_heads": 2, "num_layers": 2, "hidden_channels": 8, "num_rbf": 4}, {"groups": 2}),
+    "painn": ({"n_atom_basis": 8, "n_interactions": 2, "n_rbf": 6}, {"groups": 2}),
+    "so3net": ({"n_atom_basis": 8, "n_interactions": 2, "lmax": 2, "n_rbf": 4}, {"groups": 2}),
+    "nequip": (
+        {"num_layers": 3, "l_max": 1, "parity": False, "num_features": 8, "radial_mlp_width": 8, "model_dtype": "float64"},
+        {"edges_per_group": 4},
+    ),
+    "allegro": (
+        {
+            "l_max": 1,
+            "parity": False,
+            "radial_chemical_embed": {"_target_": "allegro.nn.TwoBodyBesselScalarEmbed", "num_bessels": 4},
+            "radial_chemical_embed_dim": 4,
+            "num_layers": 2,
+            "num_scalar_features": 8,
+            "num_tensor_features": 8,
+            "allegro_mlp_hidden_layers_width": 8,
+            "scalar_embed_mlp_hidden_layers_width": 8,
+            "readout_mlp_hidden_layers_width": 4,
+            "model_dtype": "float64",
+        },
+        {"edges_per_group": 4},
+    ),
+}
+"""Every host the trainer builds at a tiny size: ``host -> (host args, FreeCG settings)``, float64
+where the host chooses its dtype (NequIP, Allegro)."""
+
 
 def train_tiny(
     output: Path, dataset: str = "rmd17/ethanol", frames: int = 8, epochs: int = 1, freecg=PAINN["freecg"], host: dict = PAINN, **optim

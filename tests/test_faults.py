@@ -1,0 +1,220 @@
+"""kill -9 at random moments: ``freecg train``, ``freecg compare``, ``freecg md`` and ``freecg data
+fetch`` are each killed (SIGKILL to the whole process group, so nothing can clean up) at
+:data:`MOMENTS` seeded random moments of an uninterrupted run's duration, then continued the way a
+user would (``--resume``, or the same command again), and the result must equal the uninterrupted
+run: bit for bit for MD and downloads; for training the same epochs and metrics within float
+rounding, every epoch and second counted once; for compare the same runs, keys, epoch counts and
+metrics. No file may be left corrupt, half-written or duplicated."""
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from helpers.tiny import PAINN, tiny_plan
+
+pytest.importorskip("lightning")
+pytestmark = pytest.mark.slow
+
+MOMENTS = 5
+FREECG = Path(sys.executable).with_name("freecg")
+DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
+
+
+def moments(duration: float, what: str) -> list:
+    """:data:`MOMENTS` kill times (seconds after the start) spread over ``duration``, seeded by
+    ``what``: the same moments on every run of the suite."""
+    rng = random.Random(f"faults-{what}")
+    return sorted(rng.uniform(0.03, 0.9) * duration for _ in range(MOMENTS))
+
+
+def run(command: list, env=None) -> float:
+    """Run ``command`` to its end (it must succeed); returns its wall time."""
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-2000:])
+    return time.perf_counter() - start
+
+
+def kill_at(command: list, seconds: float, env=None) -> bool:
+    """Start ``command``, SIGKILL its process group after ``seconds``; True if it was still running."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    try:
+        process.wait(timeout=seconds)
+        return False
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return True
+
+
+def leftovers(folder: Path) -> list:
+    """Temporary files of an atomic write that a kill interrupted: none may be left once the
+    command has finished again."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and _temporary(p))
+
+
+def _temporary(path: Path) -> bool:
+    parts = path.name.split(".")
+    return path.name.endswith((".tmp", ".part")) or (
+        len(parts) >= 3 and len(parts[-2]) == 8 and parts[-2].isalnum() and parts[-2].islower()
+    )
+
+
+def assert_killed_enough(killed: list) -> None:
+    assert sum(killed) >= MOMENTS - 1, f"only {sum(killed)} of {MOMENTS} moments interrupted a run: {killed}"
+
+
+# -- training ---------------------------------------------------------------------------------
+
+
+def _train_config(folder: Path) -> Path:
+    config = {
+        "data": {"dataset": "rmd17/ethanol", "n_train": 16, "n_val": 4, "n_test": 8},
+        "model": {"host": PAINN["host"], "args": PAINN["args"], "cutoff": 4.0, "freecg": PAINN["freecg"]},
+        "optim": {"batch_size": 4, "max_epochs": 40, "warmup_steps": 2, "seed": 5},
+        "output": str(folder / "run"),
+        "accelerator": "cpu",
+    }
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    return folder / "config.yaml"
+
+
+def _continue_training(config: Path) -> None:
+    last = config.parent / "run" / "checkpoints" / "last.ckpt"
+    run([str(FREECG), "train", "--config", str(config), *(["--resume", str(last)] if last.is_file() else [])])
+
+
+def _epoch_rows(run_folder: Path) -> list:
+    rows = []
+    for path in sorted((run_folder / "logs").glob("version_*/metrics.csv")):
+        with open(path) as handle:
+            rows += [int(r["epoch"]) for r in csv.DictReader(handle) if r.get("val_loss")]
+    return rows
+
+
+def test_training_killed_anywhere_resumes_to_the_same_model(tmp_path):
+    from freecg_plugin.checkpoint import read_checkpoint
+
+    whole = _train_config(tmp_path / "whole")
+    duration = run([str(FREECG), "train", "--config", str(whole)])
+    reference = json.loads((whole.parent / "run" / "test_metrics.json").read_text())
+    killed = []
+    for i, moment in enumerate(moments(duration, "train")):
+        config = _train_config(tmp_path / f"cut{i}")
+        killed.append(kill_at([str(FREECG), "train", "--config", str(config)], moment))
+        _continue_training(config)
+        folder = config.parent / "run"
+        result = json.loads((folder / "test_metrics.json").read_text())
+        assert result["epochs"] == reference["epochs"] == 40, (moment, result["epochs"])
+        for key in ("energy_mae", "energy_rmse", "forces_mae", "forces_rmse"):
+            assert result[key] == pytest.approx(reference[key], rel=1e-5), (moment, key)
+        assert sorted(_epoch_rows(folder)) == list(range(40)), (moment, _epoch_rows(folder))  # each epoch logged once
+        assert result["train_seconds"] > 0
+        for checkpoint in (folder / "checkpoints").glob("*.ckpt"):
+            read_checkpoint(checkpoint)  # loads, CRCs hold
+        assert not leftovers(folder), leftovers(folder)
+    assert_killed_enough(killed)
+
+
+# -- compare ----------------------------------------------------------------------------------
+
+
+def _compare_rows(output: Path) -> dict:
+    report = json.loads((output / "comparison.json").read_text())
+    return {(r["host"], r["variant"], r["budget"]): r for r in report["rows"]}
+
+
+def test_compare_killed_anywhere_finishes_with_the_same_runs(tmp_path):
+    def plan(name: str) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        settings = tiny_plan(tmp_path / name, seeds=[3], budgets=["epochs"])
+        settings["optim"] = dict(settings["optim"], max_epochs=3)
+        path.write_text(yaml.safe_dump(settings))
+        return path
+
+    command = [str(FREECG), "compare", "--config"]
+    duration = run([*command, str(plan("whole"))])
+    reference = _compare_rows(tmp_path / "whole")
+    assert len(reference) == 2
+    killed = []
+    for i, moment in enumerate(moments(duration, "compare")):
+        path = plan(f"cut{i}")
+        killed.append(kill_at([*command, str(path)], moment))
+        run([*command, str(path)])
+        rows = _compare_rows(tmp_path / f"cut{i}")
+        assert rows.keys() == reference.keys(), moment
+        for key, row in rows.items():
+            assert row["runs"] == reference[key]["runs"] and row["epochs"]["values"] == reference[key]["epochs"]["values"], (moment, key)
+            for metric in ("forces_mae", "energy_mae"):
+                assert row[metric]["values"] == pytest.approx(reference[key][metric]["values"], rel=1e-5), (moment, key, metric)
+        assert not leftovers(tmp_path / f"cut{i}"), leftovers(tmp_path / f"cut{i}")
+    assert_killed_enough(killed)
+
+
+# -- MD ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ethanol_checkpoint(tmp_path_factory):
+    from helpers.tiny import train_tiny
+
+    return train_tiny(tmp_path_factory.mktemp("md_model") / "run", frames=16, epochs=4)
+
+
+def test_md_killed_anywhere_resumes_bit_for_bit(ethanol_checkpoint, tmp_path):
+    settings = ["--ensemble", "langevin", "--temperature", "100", "--time", "0.2", "--save-every", "10", "--seed", "4", "--quiet"]
+
+    def start(output: Path) -> list:
+        return [str(FREECG), "md", "--checkpoint", str(ethanol_checkpoint), "--output", str(output), *settings]
+
+    duration = run(start(tmp_path / "whole"))
+    files = ("trajectory.extxyz", "log.csv")
+    killed = []
+    for i, moment in enumerate(moments(duration, "md")):
+        output = tmp_path / f"cut{i}"
+        killed.append(kill_at(start(output), moment))
+        if (output / "state.npz").is_file():
+            run([str(FREECG), "md", "--output", str(output), "--resume", "--quiet"])
+        else:  # killed before its first state: the same command starts it again
+            run(start(output))
+        for name in files:
+            assert (output / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), (moment, name)
+        summary = json.loads((output / "summary.json").read_text())
+        assert summary["steps"] == json.loads((tmp_path / "whole" / "summary.json").read_text())["steps"]
+        np.load(output / "state.npz")
+        assert not leftovers(output), leftovers(output)
+    assert_killed_enough(killed)
+
+
+# -- data fetch -------------------------------------------------------------------------------
+
+
+def test_data_fetch_killed_anywhere_leaves_the_same_files(serve_folder, tmp_path):
+    base = serve_folder(DATA) + "/slow"
+    files = ["rmd17_aspirin_train_01.npz", "rmd17_aspirin_test_01.npz"]
+
+    command = [str(FREECG), "data", "fetch", "rmd17/aspirin", "--split", "1"]
+
+    def using(cache: Path) -> dict:
+        return {**os.environ, "FREECG_DATA": str(cache), "FREECG_DATA_MIRROR": base}
+
+    duration = run(command, using(tmp_path / "whole"))
+    killed = []
+    for i, moment in enumerate(moments(duration, "fetch")):
+        cache = tmp_path / f"cut{i}"
+        killed.append(kill_at(command, moment, using(cache)))
+        run(command, using(cache))
+        for name in files:
+            assert (cache / "rmd17" / name).read_bytes() == (DATA / "rmd17" / name).read_bytes(), (moment, name)
+        assert sorted(p.name for p in (cache / "rmd17").iterdir()) == sorted(files), (moment, list((cache / "rmd17").iterdir()))
+    assert_killed_enough(killed)
