@@ -111,7 +111,7 @@ def main() -> None:
     result = {"steps": args.steps, "checkpoint": args.checkpoint, **summarise(samples, args.steps)}
     summary = json.loads((output / "md" / "summary.json").read_text())
     result["md_status"], result["ns_per_day"] = summary["status"], summary["ns_per_day"]
-    tenths = result["ms_per_step_by_tenth"]
+    tenths = result["ms_per_step_by_tenth"] or [float("nan")]  # a run too short for its sampling has none
     text = (
         f"{args.steps} steps, float32, {result['md_status']}: resident memory {result['rss_after_warmup_mb']:.0f} MB after the warm-up, "
         f"{result['rss_end_mb']:.0f} MB at the end ({result['rss_growth_percent']:+.1f} %), peak {result['rss_peak_mb']:.0f} MB; "

@@ -22,6 +22,7 @@ autodoc_member_order = "bysource"
 autodoc_inherit_docstrings = False  # the hosts' and Lightning's docstrings are theirs, not ours
 # members are documented where they are defined (packages re-export them: no duplicates)
 autodoc_default_options = {"ignore-module-all": True}
+autodoc_mock_imports = ["mace"]  # MACE lives in its own environment (.venv-mace); its page documents the adapter here
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_ivar = True  # Attributes: sections as fields of their class, not as objects of their own

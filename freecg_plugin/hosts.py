@@ -15,7 +15,11 @@ Hosts and their ``args`` (the host's own constructor arguments; the cutoff is gi
   ``n_rbf`` for a Gaussian basis, ``lmax`` for SO3net...), cosine cutoff;
 * ``nequip`` / ``allegro``: ``nequip.model.NequIPGNNModel`` / ``allegro.model.AllegroModel``
   arguments (``num_layers``, ``l_max``, ``num_features``..., ``model_dtype`` float32 unless
-  given; type names, ``r_max`` and ``avg_num_neighbors`` come from the data).
+  given; type names, ``r_max`` and ``avg_num_neighbors`` come from the data);
+* ``mace``: MACE as ``mace_run_train`` builds it (``channels``, ``max_L``, ``max_ell``,
+  ``correlation``, ``num_interactions``, ``num_bessel``, ``num_polynomial_cutoff``,
+  ``radial_MLP``, ``MLP_irreps``: see :func:`freecg_plugin.adapters.mace.build_mace`), in an
+  environment of its own (``freecg-plugin[mace]``: mace-torch pins e3nn 0.4.4, NequIP needs 0.6).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ class ModelConfig:
     """Which host, its arguments, and FreeCG.
 
     Attributes:
-        host: ``visnet``, ``painn``, ``so3net``, ``nequip`` or ``allegro`` (see :data:`HOSTS`).
+        host: ``visnet``, ``painn``, ``so3net``, ``nequip``, ``allegro`` or ``mace`` (see :data:`HOSTS`).
         args: the host's own constructor arguments (default: the paper's ViSNet).
         cutoff: graph cutoff in Å (given to the host as its cutoff / ``r_max``).
         freecg: FreeCG settings (``null`` trains the bare host).
@@ -138,12 +142,21 @@ def _nequip(kind: str) -> Callable[..., nn.Module]:
     return build
 
 
+def _mace(m: ModelConfig, s: HostStatistics) -> nn.Module:
+    from .adapters.mace import MACEPotential, build_mace, build_mace_freecg
+
+    kwargs = dict(m.args, elements=list(s.elements), cutoff=float(m.cutoff), avg_num_neighbors=float(s.avg_num_neighbors))
+    model = build_mace(**kwargs) if m.freecg is None else build_mace_freecg(m.freecg, m.freecg_layers, **kwargs)
+    return MACEPotential(model, list(s.elements), s.energy_mean, s.energy_std)
+
+
 HOSTS: Dict[str, Callable[[ModelConfig, HostStatistics], nn.Module]] = {
     "visnet": _visnet,
     "painn": _schnetpack("painn"),
     "so3net": _schnetpack("so3net"),
     "nequip": _nequip("nequip"),
     "allegro": _nequip("allegro"),
+    "mace": _mace,
 }
 """Host name -> builder ``(ModelConfig, HostStatistics) -> explicit-graph potential``."""
 

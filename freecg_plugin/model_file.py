@@ -35,7 +35,7 @@ FORMAT = "freecg-model"
 FORMAT_VERSION = 1
 """The newest format this package writes and reads."""
 SUFFIX = ".freecg"
-_EXTRAS = {"visnet": "pyg", "painn": "schnetpack", "so3net": "schnetpack", "nequip": "nequip", "allegro": "nequip"}
+_EXTRAS = {"visnet": "pyg", "painn": "schnetpack", "so3net": "schnetpack", "nequip": "nequip", "allegro": "nequip", "mace": "mace"}
 
 
 @dataclass
@@ -113,7 +113,12 @@ def read_model_file(path) -> ModelRecord:
 def _check_host_installed(path: Path, host: Optional[str]) -> None:
     import importlib.util
 
-    modules: Dict[str, List[str]] = {"pyg": ["torch_geometric"], "schnetpack": ["schnetpack"], "nequip": ["nequip", "allegro"]}
+    modules: Dict[str, List[str]] = {
+        "pyg": ["torch_geometric"],
+        "schnetpack": ["schnetpack"],
+        "nequip": ["nequip", "allegro"],
+        "mace": ["mace"],
+    }
     extra = _EXTRAS.get(str(host))
     if extra is None:
         raise ValueError(f"{path}: names host {host!r}, which this freecg-plugin does not know")

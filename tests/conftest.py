@@ -1,5 +1,6 @@
 import functools
 import http.server
+import importlib.util
 import os
 import socket
 import tempfile
@@ -9,6 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+
+# MACE's tests run in MACE's own environment (.venv-mace, scripts/test.sh): mace-torch pins e3nn
+# 0.4.4, which NequIP refuses, so no environment holds both.
+collect_ignore = [] if importlib.util.find_spec("mace") else ["mace"]
 
 # PyG and inductor write generated files; keep them out of the user's folders.
 _scratch = tempfile.mkdtemp(prefix="freecg-tests-")
@@ -85,6 +90,8 @@ HOST_MODULES = {
     "test_nequip_adapter": "nequip",
     "test_nequip_workflow": "nequip",
     "test_nequip_model_suite": "nequip",
+    "test_mace_host": "mace",
+    "test_mace_workflow": "mace",
 }
 """Test modules that exercise one host, marked with it (``pytest -m nequip``)."""
 

@@ -136,6 +136,8 @@ def setup(name: str, tmp: Path, checkpoint: Path, model: Path) -> Path:
         return _plan(tmp, budgets=["weekly"])
     if name == "plan_bad_groups":
         return _plan(tmp, hosts=[dict(PAINN, freecg={"groups": 3})])
+    if name == "plan_mace_nequip":
+        return _plan(tmp, hosts=[{"host": "mace", "args": {}, "freecg": {}}, {"host": "nequip", "args": {}, "freecg": {}}])
     if name == "plan_pbs":
         return _plan(tmp, executor="pbs")
     if name == "visnet_ckpt":

@@ -6,7 +6,7 @@ import torch
 from helpers.tiny import HOSTS_TINY as TINY
 
 from freecg_plugin.atomistic import Structure, collate, evaluate
-from freecg_plugin.hosts import HOSTS, HostStatistics, ModelConfig, build_host
+from freecg_plugin.hosts import HostStatistics, ModelConfig, build_host
 from freecg_plugin.nn import FreeCGLayer
 
 
@@ -26,7 +26,7 @@ def _molecule():
 
 
 @pytest.mark.parametrize("start", ["zero weights", "gate"])
-@pytest.mark.parametrize("host", sorted(HOSTS))
+@pytest.mark.parametrize("host", sorted(TINY))
 def test_host_plus_freecg_reproduces_the_host_at_initialisation_and_learns(host, start):
     settings = dict(TINY[host][1], **({"gate": True, "init": "normal"} if start == "gate" else {}))
     graph = _molecule()
@@ -50,7 +50,7 @@ def test_host_plus_freecg_reproduces_the_host_at_initialisation_and_learns(host,
         assert not params or any(p.grad.abs().max() > 0 for p in params), [float(p.grad.abs().max()) for p in params]
 
 
-@pytest.mark.parametrize("host", sorted(HOSTS))
+@pytest.mark.parametrize("host", sorted(TINY))
 def test_the_paper_layer_departs_from_the_host(host):
     """The paper's write-back (no gate, raw product, xavier) stays available and is not the host."""
     from freecg_plugin.nn import PAPER_LAYER

@@ -229,3 +229,16 @@ def test_output_to_a_file_shows_one_line_per_epoch_and_counts_the_parameters_onc
     assert all("train_loss " in line and "val_forces_mae " in line and " s left" in line for line in lines)
     assert lines[-1].endswith("~0.0 s left")
     assert "Trainable params" not in text and text.count(" parameters on ") == 1  # one count: the model's, not the EMA copy's too
+
+
+def test_deterministic_training_repeats_bit_for_bit(tmp_path):
+    """``optim.deterministic``: torch's deterministic algorithms only, and two runs with the same
+    seed give the same numbers (the global switch is put back for the other tests)."""
+    try:
+        first = train(tiny_config(tmp_path / "a", deterministic=True, max_epochs=2))
+        assert torch.are_deterministic_algorithms_enabled()
+        second = train(tiny_config(tmp_path / "b", deterministic=True, max_epochs=2))
+    finally:
+        torch.use_deterministic_algorithms(False)
+    for key in ("energy_mae", "forces_mae", "forces_rmse", "epochs"):
+        assert first[key] == second[key], key

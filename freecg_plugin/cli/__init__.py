@@ -21,7 +21,10 @@ _EXTRAS = {
     "lightning": "train", "yaml": "train", "matplotlib": "train", "vesin": "train", "tqdm": "train", "pooch": "train",
     "platformdirs": "train", "omegaconf": "train", "ase": "train", "torch_geometric": "pyg", "schnetpack": "schnetpack",
     "nequip": "nequip", "allegro": "nequip", "torch_sim": "md", "openmm": "openmm", "openmmml": "openmm", "safetensors": "train",
+    "mace": "mace",
 }  # fmt: skip
+_OWN_ENVIRONMENT = " in an environment of its own (mace-torch pins e3nn 0.4.4, nequip needs e3nn >= 0.6: they cannot share one)"
+"""Said when MACE, or NequIP/Allegro, is missing: the two never share an environment."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -47,7 +50,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         top = (err.name or "").split(".")[0]
         if top not in _EXTRAS:
             raise
-        print(f"freecg: error: {top} is not installed; install it with: pip install 'freecg-plugin[{_EXTRAS[top]}]'", file=sys.stderr)
+        where = _OWN_ENVIRONMENT if _EXTRAS[top] in ("mace", "nequip") else ""
+        print(
+            f"freecg: error: {top} is not installed; install it with: pip install 'freecg-plugin[{_EXTRAS[top]}]'{where}", file=sys.stderr
+        )
         return 2
     except (ValueError, OSError, RuntimeError) as err:
         print(f"freecg: error: {err}", file=sys.stderr)

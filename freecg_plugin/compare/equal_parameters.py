@@ -25,6 +25,7 @@ WIDTH_ARGS: Dict[str, str] = {
     "so3net": "n_atom_basis",
     "nequip": "num_features",
     "allegro": "num_scalar_features",
+    "mace": "channels",
 }
 """The argument each host is widened along."""
 
@@ -34,6 +35,7 @@ FINE_ARGS: Dict[str, str] = {
     "so3net": "n_rbf",
     "nequip": "radial_mlp_width",
     "allegro": "allegro_mlp_hidden_layers_width",
+    "mace": "num_bessel",
 }
 """The argument that fills the rest of the parameter budget."""
 
@@ -43,6 +45,7 @@ _DEFAULTS = {  # the hosts' own defaults (the trainer's for the SchNetPack radia
     "so3net": {"n_atom_basis": 64, "n_rbf": 20},
     "nequip": {"num_features": 32, "radial_mlp_width": 64},
     "allegro": {"num_scalar_features": 64, "allegro_mlp_hidden_layers_width": 128},
+    "mace": {"channels": 128, "num_bessel": 8},
 }
 
 

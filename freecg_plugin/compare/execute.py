@@ -79,6 +79,12 @@ def check_models(config: CompareConfig) -> None:
     Raises:
         ValueError: naming the host entry and the problem.
     """
+    hosts = {entry["host"] for entry in config.hosts}
+    if "mace" in hosts and hosts & {"nequip", "allegro"}:
+        raise ValueError(
+            "compare: MACE and NequIP/Allegro cannot share a plan: they need environments of their own "
+            "(mace-torch pins e3nn 0.4.4, nequip needs e3nn >= 0.6); split the plan"
+        )
     for entry in config.hosts:
         model = ModelConfig(
             entry["host"], dict(entry.get("args") or {}), config.cutoff, dict(entry.get("freecg") or {}), entry.get("freecg_layers")

@@ -1,14 +1,21 @@
 """Irreps helpers shared by the core modules.
 
 Only private e3nn modules are imported here: ``from e3nn import o3`` pulls in sympy, which
-nequip's packager refuses, and the core must stay packaging-safe.
+nequip's packager refuses, and the core must stay packaging-safe. The core's e3nn imports all go
+through this module: e3nn 0.4.4 (MACE's pin) loads its constants with a bare ``torch.load``,
+which torch >= 2.6 reads weights-only, and those constants hold a ``slice``; that one type is
+allowed while e3nn imports (nothing else is unpickled, and no setting outlives the import).
 """
 
 from __future__ import annotations
 
-from e3nn.o3._irreps import Irrep, Irreps
+import torch
 
-__all__ = ["Irrep", "Irreps", "edge_irreps", "spherical_irreps"]
+with torch.serialization.safe_globals([slice]):
+    from e3nn.o3._irreps import Irrep, Irreps
+    from e3nn.o3._wigner import wigner_3j
+
+__all__ = ["Irrep", "Irreps", "edge_irreps", "spherical_irreps", "wigner_3j"]
 
 
 def edge_irreps(irreps: Irreps | str, what: str = "irreps") -> Irreps:

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from typing import Iterable, List, Sequence
 
 import torch
-from e3nn.o3._wigner import wigner_3j
 from torch import Tensor, nn
 
 from ._constants import ExactBuffers
 from ._group_cg_kernel import KernelPlan, group_cg_cpu
-from ._irreps import Irrep, Irreps, edge_irreps
+from ._irreps import Irrep, Irreps, edge_irreps, wigner_3j
 
 __all__ = ["CGPath", "GroupCGTransform", "enumerate_paths", "INITS", "KERNELS", "SYMMETRIES"]
 

@@ -33,8 +33,12 @@ HOSTS_TINY = {
         {"edges_per_group": 4},
     ),
 }
-"""Every host the trainer builds at a tiny size: ``host -> (host args, FreeCG settings)``, float64
-where the host chooses its dtype (NequIP, Allegro)."""
+"""Every host of the main environment at a tiny size: ``host -> (host args, FreeCG settings)``,
+float64 where the host chooses its dtype (NequIP, Allegro). MACE lives in its own environment
+(``.venv-mace``) and its own tests (``tests/mace``)."""
+
+MAIN_HOSTS = sorted(HOSTS_TINY)
+"""The hosts of the main environment (every host but MACE)."""
 
 
 def train_tiny(
