@@ -53,14 +53,25 @@ def sample(command: list, log: Path, every: float) -> list:
     return samples
 
 
+def progress(samples: list) -> list:
+    """The samples at which the logged step moved on (the log reaches the file in buffered
+    pieces, so the step advances in jumps): ``(seconds, step)``."""
+    points = []
+    for seconds, step, _ in samples:
+        if not points or step > points[-1][1]:
+            points.append((seconds, step))
+    return points
+
+
 def summarise(samples: list, steps: int) -> dict:
-    """Memory growth after the warm-up, and ms/step in each tenth of the run."""
+    """Memory growth after the warm-up, and ms/step in each tenth of the run (between the first
+    and the last progress point inside it)."""
     warm = [s for s in samples if s[1] >= steps // 10]
     after_warmup, end = warm[0][2], samples[-1][2]
-    tenths = []
+    points, tenths = progress(samples), []
     for k in range(10):
-        inside = [s for s in samples if k * steps / 10 <= s[1] <= (k + 1) * steps / 10]
-        if len(inside) >= 2 and inside[-1][1] > inside[0][1]:
+        inside = [p for p in points if k * steps / 10 <= p[1] <= (k + 1) * steps / 10]
+        if len(inside) >= 2:
             tenths.append(1000 * (inside[-1][0] - inside[0][0]) / (inside[-1][1] - inside[0][1]))
     return {
         "rss_after_warmup_mb": after_warmup,
@@ -82,8 +93,9 @@ def plot(samples: list, path: Path) -> None:
     memory.set_xlabel("step")
     memory.set_ylabel("resident memory (MB)")
     memory.set_ylim(0, max(s[2] for s in samples) * 1.1)
-    pairs = [(b[1], 1000 * (b[0] - a[0]) / (b[1] - a[1])) for a, b in zip(samples, samples[1:]) if b[1] > a[1]]
-    speed.plot([p[0] for p in pairs], [p[1] for p in pairs], ".", ms=2)
+    points = progress(samples)
+    pairs = [(b[1], 1000 * (b[0] - a[0]) / (b[1] - a[1])) for a, b in zip(points, points[1:])]
+    speed.plot([p[0] for p in pairs], [p[1] for p in pairs], ".-", ms=3)
     speed.set_xlabel("step")
     speed.set_ylabel("ms per step")
     speed.set_ylim(0, max(p[1] for p in pairs) * 1.1)
