@@ -66,7 +66,9 @@ def progress(samples: list) -> list:
 def summarise(samples: list, steps: int) -> dict:
     """Memory growth after the warm-up, and ms/step in each tenth of the run (between the first
     and the last progress point inside it)."""
-    warm = [s for s in samples if s[1] >= steps // 10]
+    if not samples:
+        raise RuntimeError("freecg md ended before the first sample: use more --steps or a shorter --every")
+    warm = [s for s in samples if s[1] >= steps // 10] or samples[-1:]  # a short run logs its steps at the end
     after_warmup, end = warm[0][2], samples[-1][2]
     points, tenths = progress(samples), []
     for k in range(10):
@@ -98,7 +100,7 @@ def plot(samples: list, path: Path) -> None:
     speed.plot([p[0] for p in pairs], [p[1] for p in pairs], ".-", ms=3)
     speed.set_xlabel("step")
     speed.set_ylabel("ms per step")
-    speed.set_ylim(0, max(p[1] for p in pairs) * 1.1)
+    speed.set_ylim(0, max([p[1] for p in pairs], default=1.0) * 1.1)
     fig.tight_layout()
     write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)

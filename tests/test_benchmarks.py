@@ -24,7 +24,7 @@ def bench(script: str, *args, cwd=None) -> str:
 
 def test_every_benchmark_script_has_a_smoke_test():
     tested = {"group_cg.py", "host_step.py", "profile_freecg.py", "gpu_visnet_step.py", "water_scale.py", "train_throughput.py"}
-    tested |= {"md_speed.py", "md_batched.py", "compare_molecules.py", "variants.py", "engines.py"}
+    tested |= {"md_speed.py", "md_batched.py", "compare_molecules.py", "variants.py", "engines.py", "md_long_run.py", "reproducibility.py"}
     assert {p.name for p in BENCHMARKS.glob("*.py")} - {"common.py"} == tested  # common.py: what the scripts share
 
 
@@ -57,12 +57,24 @@ def test_training_benchmarks_run_on_their_smallest_setting(tmp_path):
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
     bench("compare_molecules.py", "--preset", tmp_path / "plan.yaml", "--output", tmp_path / "molecules", "--molecules", "ethanol")
     assert (tmp_path / "molecules" / "molecules.md").stat().st_size > 0
+    tiny = [
+        "optim.max_epochs=1",
+        "data.n_train=8",
+        "data.n_val=4",
+        "data.n_test=4",
+        "model.args.hidden_channels=8",
+        "model.args.num_layers=1",
+    ]
+    out = bench("reproducibility.py", "--output", tmp_path / "repro", *tiny)
+    assert "run twice:" in out and (tmp_path / "repro" / "reproducibility.json").is_file()
 
 
 def test_md_benchmarks_run_on_their_smallest_setting(tmp_path):
     checkpoints = [train_tiny(tmp_path / "host", freecg=None), train_tiny(tmp_path / "freecg")]
     out = bench("md_speed.py", "--system", "ethanol", *checkpoints, "--steps", 2, "--rounds", 1)
     assert "md_cost ethanol" in out
+    out = bench("md_long_run.py", checkpoints[1], "--output", tmp_path / "long", "--steps", 400, "--every", 0.2)
+    assert "400 steps, float32" in out and (tmp_path / "long" / "md_long_run.png").stat().st_size > 0
     out = bench("md_batched.py", *checkpoints, "--replicas", "1,2", "--steps", 2, "--rounds", 1)
     assert "batched painn replicas=2 speedup=" in out
     pytest.importorskip("metatomic.torch")
