@@ -12,10 +12,14 @@ its way to the product basis, with its irreps kept:
   (e3nn's ``Linear``) into the message's irreps. In the first block the node features are
   scalars only (the element embedding), so B carries scalars there and the group CG reduces to
   scalar-gated mixing of the abstract edges; later blocks see MACE's hidden irreps (``0e+1o``
-  for ``max_L = 1``).
+  for ``max_L = 1``). B's components of higher degree (``2e``, ``3o``) are therefore always zero,
+  and the group CG's default paths are those whose second operand B has: 4 of the 23 paths of
+  ``0e+1o+2e+3o`` in the first block, 10 in the others (the other paths would multiply zeros:
+  the same function, at about half the cost and weights).
 * **Enhancer**: the invariant ``b_ij = Linear(sum_m B_j[m] Y_ij[m])`` scales the radial MLP's
-  tensor-product weights, ``W_ij (1 + b_ij)``, one bias per channel shared by the block's CG paths,
-  before MACE multiplies by its cutoff envelope (or, with its default ``apply_cutoff``, where the
+  tensor-product weights, ``W_ij (1 + b_ij)``, one bias per channel shared by the block's CG paths
+  (or, with a smaller ``enhancer_out``, one per block of ``channels / enhancer_out`` neighbouring
+  channels: the linear map then runs per atom and far less is gathered per edge), before MACE multiplies by its cutoff envelope (or, with its default ``apply_cutoff``, where the
   radial features already vanish at ``r_max`` and e3nn's bias-free MLP with them): the energy stays
   smooth as a neighbour crosses the cutoff.
 * **Body order**: the FreeCG term is a product of the message with B before the symmetric
@@ -38,7 +42,7 @@ from mace.modules.models import MACE
 from mace.tools.scatter import scatter_sum
 from torch import Tensor, nn
 
-from freecg_plugin.nn import FreeCGConfig, FreeCGLayer, host_start
+from freecg_plugin.nn import FreeCGConfig, FreeCGLayer, enumerate_paths, host_start
 
 __all__ = ["FreeCGMACEInteraction", "MACEPotential", "build_mace", "build_mace_freecg", "splice_mace"]
 
@@ -61,8 +65,11 @@ class FreeCGMACEInteraction(nn.Module):
         self.freecg = freecg
         self.residual = isinstance(block, RealAgnosticResidualInteractionBlock)
         self.operand = o3.Linear(block.node_feats_irreps, block.irreps_out)  # B in the message's irreps
-        channels = freecg.config.channels
-        self.bias_repeats = block.conv_tp.weight_numel // channels  # one bias per channel, for every CG path
+        channels, biases = freecg.config.channels, freecg.config.enhancer_out
+        if channels % biases:
+            raise ValueError(f"enhancer_out {biases} does not divide MACE's {channels} channels")
+        self.channels_per_bias = channels // biases
+        self.paths = block.conv_tp.weight_numel // channels  # the weights are [paths, channels] per edge
 
     def forward(
         self,
@@ -84,7 +91,10 @@ class FreeCGMACEInteraction(nn.Module):
         b = block.reshape(self.operand(node_feats)).transpose(1, 2)  # [N, D, C]
         weights = block.conv_tp_weights(edge_feats)
         if self.freecg.enhancer is not None:
-            weights = weights * (1.0 + self.freecg.edge_bias(b, edge_attrs, sender).repeat(1, self.bias_repeats))
+            bias = self.freecg.edge_bias(b, edge_attrs, sender)  # [E, enhancer_out]
+            if self.channels_per_bias > 1:
+                bias = bias.repeat_interleave(self.channels_per_bias, dim=1)
+            weights = (weights.view(weights.shape[0], self.paths, -1) * (1.0 + bias).unsqueeze(1)).flatten(1)
         if cutoff is not None:
             weights = weights * cutoff
         up = block.linear_up(node_feats)
@@ -105,8 +115,10 @@ def splice_mace(
         model: a ``mace.modules.MACE`` (or ``ScaleShiftMACE``) with MACE's default interaction blocks.
         freecg: FreeCG settings as a mapping (``groups``, ``shuffle``, ``shift``, ``enhancer``,
             ``group_cg``, ``paths``...). The host sets ``irreps`` (the edge harmonics',
-            ``0e+1o+...`` up to ``max_ell``), ``channels``, ``symmetry`` (``O3``) and
-            ``enhancer_out`` (one bias per channel); ``groups`` default to channels / 8.
+            ``0e+1o+...`` up to ``max_ell``), ``channels`` and ``symmetry`` (``O3``);
+            ``groups`` default to channels / 8, ``enhancer_out`` to channels (one bias per
+            channel; a divisor of channels shares each bias among neighbouring channels) and
+            ``paths`` to those whose second operand is an irrep of the block's node features.
         layers: which interactions get FreeCG (default all).
         identity_start: the model's outputs are unchanged until trained (the default zero weights
             do it; with a gate, the closed gate does).
@@ -129,12 +141,12 @@ def splice_mace(
             if type(block) not in BLOCKS:
                 raise ValueError(f"splice_mace: interaction {i} is a {type(block).__name__}; FreeCG wraps {[b.__name__ for b in BLOCKS]}")
             (channels,) = {mul for mul, _ in block.irreps_out}
-            host = dict(
-                irreps=str(block.edge_attrs_irreps), channels=channels, symmetry="O3", enhancer_out=channels, keep_self_update=False
-            )
+            host = dict(irreps=str(block.edge_attrs_irreps), channels=channels, symmetry="O3", keep_self_update=False)
             if identity_start:
                 host.update(host_start(freecg))
-            layer = FreeCGLayer(FreeCGConfig.for_host(freecg, host))
+            operand = {ir for _, ir in block.node_feats_irreps}
+            paths = [str(p) for p in enumerate_paths(block.edge_attrs_irreps) if p.irreps[1] in operand]
+            layer = FreeCGLayer(FreeCGConfig.for_host(freecg, host, enhancer_out=channels, paths=paths))
             model.interactions[i] = FreeCGMACEInteraction(block, layer).to(next(block.parameters()).dtype)
     return model
 

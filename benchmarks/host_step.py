@@ -10,7 +10,8 @@ evaluation run: energy and forces, no ``create_graph``. float32, CPU. Each host 
 timed twice, with the group CG run by the compiled kernel and by the torch contraction
 (``GroupCGTransform.kernel``), interleaved with the bare host in every round; medians printed.
 
-The last lines are machine-readable, one per host: ``cost <host> train=1.08x infer=1.04x``
+The last lines are machine-readable, one per host entry: ``cost <host> train=1.08x infer=1.04x``
+(the entry's ``label``, spaces as ``_``, where it has one)
 (host + FreeCG as built by default, i.e. with the kernel, over the bare host).
 """
 
@@ -38,6 +39,7 @@ def main() -> None:
     )
     costs = []
     for entry in entries:
+        name = entry.get("label", entry["host"]).replace(" ", "_")
         bare, freecg = build_pair(entry, cutoff, graph, energy)
         assert set_kernel(freecg, "auto") > 0
         runs = {"bare": (bare, None), "kernel": (freecg, "auto"), "torch": (freecg, "torch")}
@@ -57,14 +59,14 @@ def main() -> None:
         for what, label in (("train", "train step"), ("infer", "energy + forces")):
             m = ms[what]
             print(
-                f"{entry['host']:>8} {label:>15}: bare {m['bare']:7.1f} ms   + FreeCG {m['kernel']:7.1f} ms (kernel) "
+                f"{name:>8} {label:>15}: bare {m['bare']:7.1f} ms   + FreeCG {m['kernel']:7.1f} ms (kernel) "
                 f"{m['torch']:7.1f} ms (torch contraction)   FreeCG cost x{m['kernel'] / m['bare']:.2f} "
                 f"(x{m['torch'] / m['bare']:.2f} with the torch contraction)",
                 flush=True,
             )
-        costs.append((entry["host"], ms["train"]["kernel"] / ms["train"]["bare"], ms["infer"]["kernel"] / ms["infer"]["bare"]))
-    for host, train, inference in costs:
-        print(f"cost {host} train={train:.2f}x infer={inference:.2f}x")
+        costs.append((name, ms["train"]["kernel"] / ms["train"]["bare"], ms["infer"]["kernel"] / ms["infer"]["bare"]))
+    for name, train, inference in costs:
+        print(f"cost {name} train={train:.2f}x infer={inference:.2f}x")
 
 
 if __name__ == "__main__":

@@ -52,8 +52,9 @@ def molecule(generator):
     return positions, torch.tensor([6, 1, 8, 1, 6, 8, 1])
 
 
-def test_mace_plus_freecg_symmetries_and_forces(molecule, generator):
-    model = _open(_host(FREECG), generator)
+@pytest.mark.parametrize("freecg", [FREECG, {**FREECG, "enhancer_out": 2}], ids=["bias per channel", "bias per 4 channels"])
+def test_mace_plus_freecg_symmetries_and_forces(molecule, generator, freecg):
+    model = _open(_host(freecg), generator)
     assert sum(isinstance(m, FreeCGMACEInteraction) for m in model.modules()) == TINY["num_interactions"]
     assert_energy_model_symmetries(_energy_fn(model), *molecule, reflection=True, generator=generator)
     assert_forces_match_finite_differences(_energy_fn(model), *molecule, generator=generator)
@@ -174,3 +175,52 @@ def test_widened_mace_has_mace_plus_freecg_parameter_count():
     target = parameter_count("mace", dict(TINY), CUTOFF, FREECG, None, ELEMENTS)
     assert wide.target == target and abs(wide.parameters / target - 1) <= 0.05, (wide.parameters, target)
     assert wide.args["channels"] > TINY["channels"]
+
+
+def test_a_shared_enhancer_bias_scales_its_block_of_channels_alike(molecule, generator):
+    """``enhancer_out`` 2 of 8 channels: each bias multiplies the edge weights of 4 neighbouring
+    channels alike, on every CG path; a value that does not divide the channels is refused."""
+    model = _host({**FREECG, "enhancer_out": 2})
+    block = next(m for m in model.modules() if isinstance(m, FreeCGMACEInteraction))
+    assert block.freecg.enhancer.linear.out_features == 2 and block.channels_per_bias == 4 and block.paths > 1
+    seen = []
+    block.block.conv_tp.register_forward_hook(lambda module, inputs, output: seen.append(inputs[2].detach()))
+    graph = collate([Structure(molecule[1], molecule[0])], CUTOFF)
+    evaluate(model, graph, forces=False)  # zero enhancer weights: MACE's own edge weights
+    with torch.no_grad():
+        block.freecg.enhancer.linear.weight.copy_(torch.randn(block.freecg.enhancer.linear.weight.shape, generator=generator))
+    evaluate(model, graph, forces=False)
+    plain, scaled = (w.view(w.shape[0], block.paths, 2, 4) for w in seen)
+    keep = plain.abs().amin(dim=(1, 2, 3)) > 1e-8
+    factor = (scaled / plain)[keep]  # 1 + b_ij of the channel's block
+    assert torch.allclose(factor, factor[..., :1].expand_as(factor), atol=1e-9)  # shared within a block
+    assert torch.allclose(factor, factor[:, :1].expand_as(factor), atol=1e-9)  # and by every CG path
+    assert (factor[:, 0, 0, 0] - factor[:, 0, 1, 0]).abs().max() > 1e-3  # the two blocks differ
+    with pytest.raises(ValueError, match="enhancer_out 3 does not divide MACE's 8 channels"):
+        _host({**FREECG, "enhancer_out": 3})
+
+
+def test_default_paths_are_those_the_operand_feeds(molecule, generator):
+    """B carries only the node features' irreps (scalars in the first block, 0e+1o after): the
+    default paths are those; with all 23 paths of 0e+1o+2e+3o, the others contribute nothing."""
+    from freecg_plugin.nn import enumerate_paths
+
+    blocks = [m for m in _host(FREECG).modules() if isinstance(m, FreeCGMACEInteraction)]
+    assert [len(b.freecg.group_cg.paths) for b in blocks] == [4, 10]
+    assert all(p.irreps[1].l == 0 for p in blocks[0].freecg.group_cg.paths)
+    every = [str(p) for p in enumerate_paths("0e+1o+2e+3o")]
+    model = _open(_host({**FREECG, "paths": every}), generator)
+    graph = collate([Structure(molecule[1], molecule[0])], CUTOFF)
+    before = evaluate(model, graph)
+    with torch.no_grad():
+        for block in (m for m in model.modules() if isinstance(m, FreeCGMACEInteraction)):
+            operand = {ir for _, ir in block.block.node_feats_irreps}
+            cg = block.freecg.group_cg
+            assert len(cg.paths) == 23
+            for i, path in enumerate(cg.paths):
+                if path.irreps[1] not in operand:
+                    cg.weight[:, i] = 0.0
+    after = evaluate(model, graph)
+    assert torch.allclose(before["energy"], after["energy"], rtol=0, atol=1e-12)
+    assert torch.allclose(before["forces"], after["forces"], rtol=0, atol=1e-12)
+    assert not torch.allclose(before["energy"], evaluate(_host(FREECG), graph)["energy"])  # the FreeCG term is there
