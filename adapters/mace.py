@@ -15,7 +15,8 @@ its way to the product basis, with its irreps kept:
   for ``max_L = 1``). B's components of higher degree (``2e``, ``3o``) are therefore always zero,
   and the group CG's default paths are those whose second operand B has: 4 of the 23 paths of
   ``0e+1o+2e+3o`` in the first block, 10 in the others (the other paths would multiply zeros:
-  the same function, at about half the cost and weights).
+  the same functions, at about half the cost and weights; the layer's normalisation, by the
+  number of paths into each output irrep, no longer counts them).
 * **Enhancer**: the invariant ``b_ij = Linear(sum_m B_j[m] Y_ij[m])`` scales the radial MLP's
   tensor-product weights, ``W_ij (1 + b_ij)``, one bias per channel shared by the block's CG paths
   (or, with a smaller ``enhancer_out``, one per block of ``channels / enhancer_out`` neighbouring
@@ -70,6 +71,25 @@ class FreeCGMACEInteraction(nn.Module):
             raise ValueError(f"enhancer_out {biases} does not divide MACE's {channels} channels")
         self.channels_per_bias = channels // biases
         self.paths = block.conv_tp.weight_numel // channels  # the weights are [paths, channels] per edge
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 (torch's signature)
+        # Models saved while the default was every path (until 2026-12-06) hold the group CG's
+        # weights for every path of the message's irreps. The dropped paths multiplied B's zero
+        # components; the kept ones are rescaled for their output's smaller fan-in (the layer
+        # normalises by the number of paths into each output irrep): the same function loads.
+        key = prefix + "freecg.group_cg.weight"
+        group_cg = self.freecg.group_cg
+        if group_cg is not None and key in state_dict and state_dict[key].shape[1] != len(group_cg.paths):
+            every = enumerate_paths(self.block.edge_attrs_irreps)
+            if state_dict[key].shape[1] == len(every) and set(group_cg.paths) <= set(every):
+                into = {}
+                for paths, count in ((every, 0), (group_cg.paths, 1)):
+                    for path in paths:
+                        into.setdefault(path.irreps[2], [0, 0])[count] += 1
+                scale = torch.tensor([(into[p.irreps[2]][1] / into[p.irreps[2]][0]) ** 0.5 for p in group_cg.paths])
+                weight = state_dict[key][:, [every.index(p) for p in group_cg.paths]]
+                state_dict[key] = weight * scale.to(weight.dtype).view(1, -1, 1, 1, 1)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(
         self,

@@ -224,3 +224,8 @@ def test_default_paths_are_those_the_operand_feeds(molecule, generator):
     assert torch.allclose(before["energy"], after["energy"], rtol=0, atol=1e-12)
     assert torch.allclose(before["forces"], after["forces"], rtol=0, atol=1e-12)
     assert not torch.allclose(before["energy"], evaluate(_host(FREECG), graph)["energy"])  # the FreeCG term is there
+    default = _host(FREECG)
+    default.load_state_dict(model.state_dict())  # a model saved with every path loads into the default's
+    loaded = evaluate(default, graph)
+    assert torch.allclose(before["energy"], loaded["energy"], rtol=1e-10, atol=1e-12)  # rescaled weights: rounding only
+    assert torch.allclose(before["forces"], loaded["forces"], rtol=1e-10, atol=1e-10)
