@@ -39,7 +39,7 @@ def main() -> None:
     )
     costs = []
     for entry in entries:
-        name = entry.get("label", entry["host"]).replace(" ", "_")
+        title = entry.get("label", entry["host"]).replace(" ", "_")
         bare, freecg = build_pair(entry, cutoff, graph, energy)
         assert set_kernel(freecg, "auto") > 0
         runs = {"bare": (bare, None), "kernel": (freecg, "auto"), "torch": (freecg, "torch")}
@@ -59,12 +59,12 @@ def main() -> None:
         for what, label in (("train", "train step"), ("infer", "energy + forces")):
             m = ms[what]
             print(
-                f"{name:>8} {label:>15}: bare {m['bare']:7.1f} ms   + FreeCG {m['kernel']:7.1f} ms (kernel) "
+                f"{title:>8} {label:>15}: bare {m['bare']:7.1f} ms   + FreeCG {m['kernel']:7.1f} ms (kernel) "
                 f"{m['torch']:7.1f} ms (torch contraction)   FreeCG cost x{m['kernel'] / m['bare']:.2f} "
                 f"(x{m['torch'] / m['bare']:.2f} with the torch contraction)",
                 flush=True,
             )
-        costs.append((name, ms["train"]["kernel"] / ms["train"]["bare"], ms["infer"]["kernel"] / ms["infer"]["bare"]))
+        costs.append((title, ms["train"]["kernel"] / ms["train"]["bare"], ms["infer"]["kernel"] / ms["infer"]["bare"]))
     for name, train, inference in costs:
         print(f"cost {name} train={train:.2f}x infer={inference:.2f}x")
 

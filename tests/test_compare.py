@@ -193,6 +193,9 @@ def test_presets_load():
         assert {h["host"] for h in config.hosts} == {"visnet", "painn"} and config.budgets == ["epochs", "time"]
     mace = load_compare_config(preset_path("mace_quick"))
     assert [h["host"] for h in mace.hosts] == ["mace"] and sorted(mace.budgets) == sorted(FIXED_BUDGETS) and len(mace.seeds) >= 3
+    screening = load_compare_config(preset_path("mace_variants"))
+    assert {h["host"] for h in screening.hosts} == {"mace"} and screening.budgets == ["curve"]
+    assert len({h["label"] for h in screening.hosts}) == len(screening.hosts) >= 3
     curves = load_compare_config(preset_path("curves"))
     assert {"painn", "nequip", "visnet"} <= {h["host"] for h in curves.hosts} and curves.budgets == ["curve"] and len(curves.seeds) >= 3
     with pytest.raises(ValueError, match="neither a file nor a shipped compare config"):

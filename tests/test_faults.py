@@ -161,6 +161,53 @@ def test_compare_killed_anywhere_finishes_with_the_same_runs(tmp_path):
     assert_killed_enough(killed)
 
 
+def _children(pid: int) -> list:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_killed_comparison_leaves_no_run_training_on_its_own(tmp_path):
+    """SIGKILL to ``freecg compare`` alone (not its process group): the run it started ends too
+    (within seconds; undisturbed it would train for many minutes), instead of training on beside
+    the next ``freecg compare`` in the same folder (which resumes it: the test above)."""
+    path = tmp_path / "plan.yaml"
+    settings = tiny_plan(tmp_path / "out", seeds=[3], budgets=["epochs"])
+    settings["optim"] = dict(settings["optim"], max_epochs=100_000)
+    path.write_text(yaml.safe_dump(settings))
+    parent = subprocess.Popen([str(FREECG), "compare", "--config", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    children = []
+    while not children and time.monotonic() < deadline and parent.poll() is None:
+        time.sleep(0.2)
+        children = [c for c in _children(parent.pid) if "freecg_plugin.cli" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
+    assert children, "freecg compare started no training run"
+    time.sleep(3)  # the run is past its start-up
+    assert all(_alive(c) for c in children), "the run ended before the parent was killed: nothing was tested"
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(c) for c in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(c) for c in children), "the run kept training after freecg compare was killed"
+
+
 # -- MD ---------------------------------------------------------------------------------------
 
 

@@ -59,7 +59,9 @@ def _train(args) -> None:
         print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
         return
     from ..training import train
+    from ..training.parent import follow_parent
 
+    follow_parent()
     train(config, resume=args.resume)
 
 

@@ -23,6 +23,7 @@ import yaml
 from ..files import check_writable, write_atomic, write_json
 from ..hosts import HostStatistics, ModelConfig, build_host
 from ..provenance import code_identity
+from ..training.parent import PARENT_ENV
 from .plan import CompareConfig, Run, plan, width_of
 from .records import record_of, set_aside, statuses, write_job
 from .report import report
@@ -46,7 +47,8 @@ def train_in_subprocess(config: Dict[str, Any], folder: Path, name: str, snapsho
     last = folder / "checkpoints" / "last.ckpt"
     if last.is_file():
         command += ["--resume", str(last)]  # an interrupted run goes on from its last epoch
-    env = snapshot_environment(snapshot) if snapshot is not None else None
+    env = snapshot_environment(snapshot) if snapshot is not None else dict(os.environ)
+    env[PARENT_ENV] = str(os.getpid())  # the run ends with this process (see training.parent)
     with open(folder / "train.log", "a") as log:
         child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         code = child.wait()
