@@ -196,7 +196,9 @@ def test_a_killed_comparison_leaves_no_run_training_on_its_own(tmp_path):
     children = []
     while not children and time.monotonic() < deadline and parent.poll() is None:
         time.sleep(0.2)
-        children = [c for c in _children(parent.pid) if "freecg_plugin.cli" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
+        children = [
+            c for c in _children(parent.pid) if "freecg_plugin.cli" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")
+        ]
     assert children, "freecg compare started no training run"
     time.sleep(3)  # the run is past its start-up
     assert all(_alive(c) for c in children), "the run ended before the parent was killed: nothing was tested"
