@@ -20,8 +20,9 @@ its way to the product basis, with its irreps kept:
 * **Enhancer**: the invariant ``b_ij = Linear(sum_m B_j[m] Y_ij[m])`` scales the radial MLP's
   tensor-product weights, ``W_ij (1 + b_ij)``, one bias per channel shared by the block's CG paths
   (or, with a smaller ``enhancer_out``, one per block of ``channels / enhancer_out`` neighbouring
-  channels: the linear map then runs per atom and far less is gathered per edge), before MACE multiplies by its cutoff envelope (or, with its default ``apply_cutoff``, where the
-  radial features already vanish at ``r_max`` and e3nn's bias-free MLP with them): the energy stays
+  channels: the linear map then runs per atom and far less is gathered per edge), before MACE
+  multiplies by its cutoff envelope (or, with its default ``apply_cutoff``, where the radial
+  features already vanish at ``r_max`` and e3nn's bias-free MLP with them): the energy stays
   smooth as a neighbour crosses the cutoff.
 * **Body order**: the FreeCG term is a product of the message with B before the symmetric
   contraction, so the product basis sees features of one more body order than MACE's own.
@@ -70,7 +71,7 @@ class FreeCGMACEInteraction(nn.Module):
         if channels % biases:
             raise ValueError(f"enhancer_out {biases} does not divide MACE's {channels} channels")
         self.channels_per_bias = channels // biases
-        self.paths = block.conv_tp.weight_numel // channels  # the weights are [paths, channels] per edge
+        self.tp_paths = block.conv_tp.weight_numel // channels  # MACE's edge weights are [tp_paths, channels] per edge
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 (torch's signature)
         # Models saved while the default was every path (until 2026-12-06) hold the group CG's
@@ -114,7 +115,7 @@ class FreeCGMACEInteraction(nn.Module):
             bias = self.freecg.edge_bias(b, edge_attrs, sender)  # [E, enhancer_out]
             if self.channels_per_bias > 1:
                 bias = bias.repeat_interleave(self.channels_per_bias, dim=1)
-            weights = (weights.view(weights.shape[0], self.paths, -1) * (1.0 + bias).unsqueeze(1)).flatten(1)
+            weights = (weights.view(weights.shape[0], self.tp_paths, -1) * (1.0 + bias).unsqueeze(1)).flatten(1)
         if cutoff is not None:
             weights = weights * cutoff
         up = block.linear_up(node_feats)

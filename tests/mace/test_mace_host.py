@@ -182,7 +182,7 @@ def test_a_shared_enhancer_bias_scales_its_block_of_channels_alike(molecule, gen
     channels alike, on every CG path; a value that does not divide the channels is refused."""
     model = _host({**FREECG, "enhancer_out": 2})
     block = next(m for m in model.modules() if isinstance(m, FreeCGMACEInteraction))
-    assert block.freecg.enhancer.linear.out_features == 2 and block.channels_per_bias == 4 and block.paths > 1
+    assert block.freecg.enhancer.linear.out_features == 2 and block.channels_per_bias == 4 and block.tp_paths > 1
     seen = []
     block.block.conv_tp.register_forward_hook(lambda module, inputs, output: seen.append(inputs[2].detach()))
     graph = collate([Structure(molecule[1], molecule[0])], CUTOFF)
@@ -190,7 +190,7 @@ def test_a_shared_enhancer_bias_scales_its_block_of_channels_alike(molecule, gen
     with torch.no_grad():
         block.freecg.enhancer.linear.weight.copy_(torch.randn(block.freecg.enhancer.linear.weight.shape, generator=generator))
     evaluate(model, graph, forces=False)
-    plain, scaled = (w.view(w.shape[0], block.paths, 2, 4) for w in seen)
+    plain, scaled = (w.view(w.shape[0], block.tp_paths, 2, 4) for w in seen)
     keep = plain.abs().amin(dim=(1, 2, 3)) > 1e-8
     factor = (scaled / plain)[keep]  # 1 + b_ij of the channel's block
     assert torch.allclose(factor, factor[..., :1].expand_as(factor), atol=1e-9)  # shared within a block
