@@ -242,3 +242,30 @@ def test_deterministic_training_repeats_bit_for_bit(tmp_path):
         torch.use_deterministic_algorithms(False)
     for key in ("energy_mae", "forces_mae", "forces_rmse", "epochs"):
         assert first[key] == second[key], key
+
+
+def test_a_run_resumed_mid_training_trains_like_the_uninterrupted_run(tmp_path):
+    """Stopped after epoch 2 of 4 and resumed: the same batches in the same order (the shuffle
+    depends on the seed and the epoch, not on how many processes drew from it), so the same
+    weights bit for bit."""
+    whole = tiny_config(tmp_path / "whole", max_epochs=4)
+    train(whole)
+    cut = tiny_config(tmp_path / "cut", max_epochs=4)
+    train(cut, max_epochs=2)
+    train(cut, resume=str(tmp_path / "cut" / "checkpoints" / "last.ckpt"))
+    a, b = (torch.load(tmp_path / run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True) for run in ("whole", "cut"))
+    assert a["epoch"] == b["epoch"] == 4
+    for name, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][name]), name
+
+
+def test_the_shuffle_depends_on_seed_and_epoch_only():
+    from freecg_plugin.data.loaders import EpochShuffle
+
+    first = EpochShuffle(50, seed=3)
+    orders = [list(first) for _ in range(3)]
+    assert len({tuple(o) for o in orders}) == 3 and all(sorted(o) == list(range(50)) for o in orders)
+    later = EpochShuffle(50, seed=3)
+    later.set_epoch(2)
+    assert list(later) == orders[2]
+    assert list(EpochShuffle(50, seed=4)) != orders[0]

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Sequence
 
+import numpy as np
 import torch
 
 from ..atomistic import GraphBatch, Structure, concatenate, frame_graph
 from .dataset import AtomsData
 
-__all__ = ["FrameCollate", "GraphCache", "GraphCollate", "frame_loader", "graph_loader"]
+__all__ = ["EpochShuffle", "FrameCollate", "GraphCache", "GraphCollate", "frame_loader", "graph_loader"]
 
 Labels = Callable[[list, GraphBatch], Dict[str, Any]]
 """``labels(indices, graph) -> {name: tensor}``: what a batch carries beside its graph."""
@@ -62,14 +63,36 @@ class GraphCollate:
         return {"graph": graph, **self.labels(indices, graph)}
 
 
+class EpochShuffle(torch.utils.data.RandomSampler):
+    """The indices ``0..size-1`` in an order that depends on ``(seed, epoch)`` only, so that a run
+    resumed at epoch k sees the batches the uninterrupted run saw there (a generator's state is
+    not in a checkpoint: re-seeding it once per process would replay epoch 0's order). Lightning
+    calls :meth:`set_epoch` before each epoch; without it, each pass is the next epoch. A
+    ``RandomSampler``, so that Lightning swaps it for a shuffling ``DistributedSampler`` under
+    DDP."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        super().__init__(range(size), generator=torch.Generator())
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        state = np.random.SeedSequence([self.seed, self.epoch]).generate_state(2, dtype=np.uint32)
+        self.generator.manual_seed(int(state[0]) << 32 | int(state[1]))
+        self.epoch += 1
+        return super().__iter__()
+
+
 def graph_loader(collate: GraphCollate, batch_size: int, shuffle: bool, seed: int = 0) -> torch.utils.data.DataLoader:
     """A plain ``DataLoader`` over the structure indices of ``collate`` (Lightning can re-create it
     with a distributed sampler for DDP)."""
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"optim.batch_size must be a positive integer, got {batch_size!r}")
-    generator = torch.Generator().manual_seed(seed)
     size = len(collate.graphs.structures)
-    return torch.utils.data.DataLoader(range(size), batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator)
+    sampler = EpochShuffle(size, seed) if shuffle else None
+    return torch.utils.data.DataLoader(range(size), batch_size=batch_size, sampler=sampler, collate_fn=collate)
 
 
 class FrameCollate(GraphCollate):
