@@ -44,7 +44,7 @@ from mace.modules.models import MACE
 from mace.tools.scatter import scatter_sum
 from torch import Tensor, nn
 
-from freecg_plugin.nn import FreeCGConfig, FreeCGLayer, enumerate_paths, host_start
+from freecg_plugin.nn import FreeCGConfig, FreeCGLayer, enumerate_paths, host_start, path_scales
 
 __all__ = ["FreeCGMACEInteraction", "MACEPotential", "build_mace", "build_mace_freecg", "splice_mace"]
 
@@ -83,11 +83,9 @@ class FreeCGMACEInteraction(nn.Module):
         if group_cg is not None and key in state_dict and state_dict[key].shape[1] != len(group_cg.paths):
             every = enumerate_paths(self.block.edge_attrs_irreps)
             if state_dict[key].shape[1] == len(every) and set(group_cg.paths) <= set(every):
-                into = {}
-                for paths, count in ((every, 0), (group_cg.paths, 1)):
-                    for path in paths:
-                        into.setdefault(path.irreps[2], [0, 0])[count] += 1
-                scale = torch.tensor([(into[p.irreps[2]][1] / into[p.irreps[2]][0]) ** 0.5 for p in group_cg.paths])
+                k = group_cg.edges_per_group
+                saved = dict(zip(every, path_scales(every, k)))
+                scale = torch.tensor([saved[p] / now for p, now in zip(group_cg.paths, path_scales(group_cg.paths, k))])
                 weight = state_dict[key][:, [every.index(p) for p in group_cg.paths]]
                 state_dict[key] = weight * scale.to(weight.dtype).view(1, -1, 1, 1, 1)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from freecg_plugin import FreeCGConfig, FreeCGLayer
-from freecg_plugin.nn import PAPER_LAYER
+from freecg_plugin.nn import PAPER_LAYER, enumerate_paths
 from freecg_plugin.testing import (
     Equivariant,
     assert_equivariant,
@@ -129,12 +129,17 @@ def test_config_errors():
         FreeCGLayer(**SMALL, group_cg=False)
     with pytest.raises(ValueError, match="G \\* K != channels"):
         FreeCGLayer(channels=10, groups=4)
+    with pytest.raises(ValueError, match="a list of CG paths or 'all', got 'every'"):
+        FreeCGConfig(**SMALL, paths="every")
 
 
 def test_config_round_trip():
     config = FreeCGConfig(**SMALL, paths=[(1, -1, 1, -1, 2, 1)])
     assert config.to_dict()["paths"] == ["1o x 1o -> 2e"]
     assert FreeCGLayer(FreeCGConfig.from_dict(config.to_dict())).group_cg.paths == FreeCGLayer(config).group_cg.paths
+    every = FreeCGConfig.from_dict({**SMALL, "paths": "all"})
+    assert every.to_dict()["paths"] == "all"
+    assert FreeCGLayer(every).group_cg.paths == enumerate_paths("1o+2e")
 
 
 def test_reference_sizes():

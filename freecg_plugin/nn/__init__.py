@@ -2,7 +2,7 @@
 
 from .abstract_edges import AbstractEdgeBuilder, split_channels
 from .enhancer import AttentionEnhancer
-from .group_cg import SYMMETRIES, CGPath, GroupCGTransform, enumerate_paths
+from .group_cg import SYMMETRIES, CGPath, GroupCGTransform, enumerate_paths, path_scales
 from .layer import PAPER_LAYER, FreeCGConfig, FreeCGLayer, host_start
 from .shuffle import AbstractEdgeShuffle, default_shift
 
@@ -19,5 +19,6 @@ __all__ = [
     "default_shift",
     "enumerate_paths",
     "host_start",
+    "path_scales",
     "split_channels",
 ]

@@ -17,7 +17,7 @@ from ._constants import ExactBuffers
 from ._group_cg_kernel import KernelPlan, group_cg_cpu
 from ._irreps import Irrep, Irreps, edge_irreps, wigner_3j
 
-__all__ = ["CGPath", "GroupCGTransform", "enumerate_paths", "INITS", "KERNELS", "SYMMETRIES"]
+__all__ = ["CGPath", "GroupCGTransform", "enumerate_paths", "path_scales", "INITS", "KERNELS", "SYMMETRIES"]
 
 SYMMETRIES = ("O3", "SO3")
 """``O3``: rotations and reflections (parity must match); ``SO3``: rotations only."""
@@ -105,6 +105,16 @@ def enumerate_paths(
     return paths
 
 
+def path_scales(paths: Sequence[CGPath], edges_per_group: int) -> list[float]:
+    r"""Each path's normalisation :math:`c_p = \sqrt{(2 l_3 + 1) / (\#\text{paths into } l_3 \cdot K^2)}`
+    (``K = edges_per_group``), in the order of ``paths``. A path's weights mean something only
+    with the paths beside it: dropping a path raises the scale of the others into its output irrep."""
+    fan_in: dict = {}
+    for path in paths:
+        fan_in[path.irreps[2]] = fan_in.get(path.irreps[2], 0) + edges_per_group**2
+    return [math.sqrt(path.irreps[2].dim / fan_in[path.irreps[2]]) for path in paths]
+
+
 class GroupCGTransform(ExactBuffers):
     r"""Per-group fully connected CG tensor product over abstract edges.
 
@@ -181,21 +191,18 @@ class GroupCGTransform(ExactBuffers):
 
         # static per-path metadata (plain int lists keep forward TorchScript- and export-clean)
         ir_index = [{ir: i for i, (_, ir) in enumerate(irr)} for irr in (self.irreps_in1, self.irreps_in2, self.irreps_out)]
-        fan_in = {ir: 0 for _, ir in self.irreps_out}
-        for path in self.paths:
-            fan_in[path.irreps[2]] += self.edges_per_group**2
+        scales = path_scales(self.paths, self.edges_per_group)
         slices = [irr.slices() for irr in (self.irreps_in1, self.irreps_in2, self.irreps_out)]
         self._path_in1: List[int] = []
         self._path_in2: List[int] = []
         self._cg_offsets: List[int] = [0]
         coefficients: List[torch.Tensor] = []
         kernel_slots = []  # per path: start and size of its irreps in x1, x2 and the output
-        for path in self.paths:
+        for path, scale in zip(self.paths, scales):
             a, b, c = path.irreps
             i1, i2, i3 = ir_index[0][a], ir_index[1][b], ir_index[2][c]
             self._path_in1.append(i1)
             self._path_in2.append(i2)
-            scale = math.sqrt(c.dim / fan_in[c])
             coefficients.append(wigner_3j(a.l, b.l, c.l, dtype=torch.float64) * scale)  # [d1, d2, d3]
             self._cg_offsets.append(self._cg_offsets[-1] + coefficients[-1].numel())
             kernel_slots.append((slices[0][i1].start, a.dim, slices[1][i2].start, b.dim, slices[2][i3].start, c.dim))

@@ -1,7 +1,7 @@
 """The FreeCG layer: the four parts composed, each behind a switch (for ablations)."""
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -32,8 +32,9 @@ class FreeCGConfig:
         irreps: irreps of one channel of the host's equivariant features, e.g. ``"1o+2e"``.
         channels: C, the host's channel count.
         groups: G; K = C / G abstract edges per group.
-        paths: CG paths (``"1o x 2e -> 1o"`` strings or 6-tuples); ``None``: all that
-            ``symmetry`` allows (the reference's 4 for ``1o+2e`` under O3).
+        paths: CG paths (``"1o x 2e -> 1o"`` strings or 6-tuples); ``None``: the adapter's
+            choice, else all that ``symmetry`` allows (the reference's 4 for ``1o+2e`` under O3);
+            ``"all"``: all that ``symmetry`` allows, also where an adapter chooses fewer (MACE).
         symmetry: ``"O3"`` or ``"SO3"``.
         group_cg: the group CG transform (off: the layer returns the host's own update).
         shuffle: roll the group CG output by whole groups (needs ``group_cg``).
@@ -66,7 +67,7 @@ class FreeCGConfig:
     irreps: str = "1o+2e"
     channels: int = 256
     groups: int = 32
-    paths: Optional[Sequence[Any]] = None
+    paths: Union[None, str, Sequence[Any]] = None
     symmetry: str = "O3"
     group_cg: bool = True
     shuffle: bool = True
@@ -78,6 +79,15 @@ class FreeCGConfig:
     gate: bool = False
     operand_norm: bool = True
     init: str = "zeros"
+
+    @property
+    def listed_paths(self) -> Optional[Sequence[Any]]:
+        """``paths`` as :class:`GroupCGTransform` takes it (``None`` for every allowed path)."""
+        return None if self.paths == "all" else self.paths
+
+    def __post_init__(self) -> None:
+        if isinstance(self.paths, str) and self.paths != "all":
+            raise ValueError(f"FreeCG paths: a list of CG paths or 'all', got {self.paths!r}")
 
     @property
     def edges_per_group(self) -> int:
@@ -120,7 +130,7 @@ class FreeCGConfig:
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
-        if values["paths"] is not None:
+        if values["paths"] not in (None, "all"):
             values["paths"] = [str(CGPath.parse(p)) for p in values["paths"]]
         return values
 
@@ -161,7 +171,7 @@ class FreeCGLayer(nn.Module):
         self.keep_self_update = bool(config.keep_self_update)
         self.operand_norm = bool(config.operand_norm)
         self.group_cg = (
-            GroupCGTransform(config.irreps, config.groups, k, config.paths, config.symmetry, init=config.init) if config.group_cg else None
+            GroupCGTransform(config.irreps, config.groups, k, config.listed_paths, config.symmetry, init=config.init) if config.group_cg else None
         )
         self.shuffle = AbstractEdgeShuffle(config.groups, k, config.shift if config.shuffle else 0)
         self.enhancer = AttentionEnhancer(config.irreps, config.channels, config.enhancer_out, config.symmetry) if config.enhancer else None

@@ -202,14 +202,12 @@ def test_a_shared_enhancer_bias_scales_its_block_of_channels_alike(molecule, gen
 
 def test_default_paths_are_those_the_operand_feeds(molecule, generator):
     """B carries only the node features' irreps (scalars in the first block, 0e+1o after): the
-    default paths are those; with all 23 paths of 0e+1o+2e+3o, the others contribute nothing."""
-    from freecg_plugin.nn import enumerate_paths
-
+    default paths are those; with all 23 paths of 0e+1o+2e+3o (``paths: all``), the others
+    contribute nothing."""
     blocks = [m for m in _host(FREECG).modules() if isinstance(m, FreeCGMACEInteraction)]
     assert [len(b.freecg.group_cg.paths) for b in blocks] == [4, 10]
     assert all(p.irreps[1].l == 0 for p in blocks[0].freecg.group_cg.paths)
-    every = [str(p) for p in enumerate_paths("0e+1o+2e+3o")]
-    model = _open(_host({**FREECG, "paths": every}), generator)
+    model = _open(_host({**FREECG, "paths": "all"}), generator)
     graph = collate([Structure(molecule[1], molecule[0])], CUTOFF)
     before = evaluate(model, graph)
     with torch.no_grad():
