@@ -171,7 +171,9 @@ class FreeCGLayer(nn.Module):
         self.keep_self_update = bool(config.keep_self_update)
         self.operand_norm = bool(config.operand_norm)
         self.group_cg = (
-            GroupCGTransform(config.irreps, config.groups, k, config.listed_paths, config.symmetry, init=config.init) if config.group_cg else None
+            GroupCGTransform(config.irreps, config.groups, k, config.listed_paths, config.symmetry, init=config.init)
+            if config.group_cg
+            else None
         )
         self.shuffle = AbstractEdgeShuffle(config.groups, k, config.shift if config.shuffle else 0)
         self.enhancer = AttentionEnhancer(config.irreps, config.channels, config.enhancer_out, config.symmetry) if config.enhancer else None
