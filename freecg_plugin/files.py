@@ -1,14 +1,17 @@
 """Files written whole or not at all: every report, config, state and model file of the project
 goes through :func:`write_atomic`, so an interruption never leaves one half-written, and a write
 that fails (a full disk, a file-size limit, a read-only folder) raises one ``OSError`` naming the
-file and removes what it had begun."""
+file and removes what it had begun. A writer killed outright (SIGKILL) cannot remove its
+temporary file; the next write of the same file does, when that writer is gone."""
 
 from __future__ import annotations
 
 import errno
+import glob
 import io
 import json
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
@@ -30,6 +33,30 @@ def _naming(err: OSError, path: Path) -> OSError:
     return OSError(err.errno, f"cannot write {path} ({err.strerror or err}{hint})")
 
 
+def _host() -> str:
+    return socket.gethostname().replace(".", "-")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's live process
+        return False
+    return False
+
+
+def _remove_orphans(path: Path) -> None:
+    """Temporary files of earlier writes of ``path`` whose writer, a process of this host, is gone
+    (killed mid-write). Another host's, or a live writer's, are left alone."""
+    host = _host()
+    for orphan in path.parent.glob(glob.escape(path.name) + f".{glob.escape(host)}-*"):
+        pid = orphan.name[len(path.name) + len(host) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and _gone(int(pid)):
+            orphan.unlink(missing_ok=True)
+
+
 def write_atomic(path, write: Callable[[str], Any]) -> None:
     """Call ``write(temporary_path)`` (a file beside ``path``) and rename the result onto ``path``.
 
@@ -39,7 +66,7 @@ def write_atomic(path, write: Callable[[str], Any]) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=path.suffix, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.{_host()}-{os.getpid()}.", suffix=path.suffix, dir=path.parent)
     except OSError as err:
         raise _naming(err, path) from None
     os.close(fd)
@@ -47,6 +74,7 @@ def write_atomic(path, write: Callable[[str], Any]) -> None:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # as an ordinary new file (a temporary file is private)
         os.replace(tmp, path)
+        _remove_orphans(path)
     except OSError as err:
         raise _naming(err, path) from None
     finally:

@@ -267,3 +267,39 @@ def test_data_fetch_killed_anywhere_leaves_the_same_files(serve_folder, tmp_path
             assert (cache / "rmd17" / name).read_bytes() == (DATA / "rmd17" / name).read_bytes(), (moment, name)
         assert sorted(p.name for p in (cache / "rmd17").iterdir()) == sorted(files), (moment, list((cache / "rmd17").iterdir()))
     assert_killed_enough(killed)
+
+
+# -- atomic writes ----------------------------------------------------------------------------
+
+_SLOW_WRITER = """
+import sys, time
+from freecg_plugin.files import write_atomic
+def write(tmp):
+    open(tmp, "w").write("half")
+    print("writing", flush=True)
+    time.sleep(60)
+write_atomic(sys.argv[1], write)
+"""
+
+
+def test_a_writer_killed_midway_leaves_a_temporary_file_the_next_write_removes(tmp_path):
+    """SIGKILL leaves a write's temporary file behind; the next write of the same file removes it
+    once its writer is gone, and leaves a live writer's alone."""
+    from freecg_plugin.files import write_text
+
+    target = tmp_path / "report.json"
+    writers = [subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(target)], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    for writer in writers:
+        assert writer.stdout.readline().strip() == "writing"
+    temporaries = sorted(tmp_path.glob("report.json.*"))
+    assert len(temporaries) == 2
+    writers[0].kill()
+    writers[0].wait()
+    write_text(target, "whole")
+    assert target.read_text() == "whole"
+    left = sorted(tmp_path.glob("report.json.*"))
+    assert len(left) == 1 and f"-{writers[1].pid}." in left[0].name  # the live writer's
+    writers[1].kill()
+    writers[1].wait()
+    write_text(target, "again")
+    assert sorted(tmp_path.glob("report.json.*")) == []
