@@ -4,10 +4,10 @@ Python, torch and the host packages, and the hardware (CPU model and cores, GPU 
 the host and, under SLURM, the job). Each training run's record carries it, so that a plan never
 silently mixes two versions of the layer or two kinds of machine.
 
-The sources hash covers every ``.py``, ``.yaml`` and ``.json`` file of the package by its path
-inside the package (``freecg_plugin/adapters/...`` wherever the adapters live on disk), so an
-editable install, a wheel and a snapshot of the same sources hash alike, and a README edit
-changes nothing.
+The sources hash covers every ``.py``, ``.cpp`` (the group CG kernel), ``.yaml`` and ``.json``
+file of the package by its path inside the package (``freecg_plugin/adapters/...`` wherever the
+adapters live on disk), so an editable install, a wheel and a snapshot of the same sources hash
+alike, and a README edit changes nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 
 __all__ = ["code_identity", "hardware", "package_files", "provenance", "same_hardware", "sources_hash", "versions"]
 
-SOURCE_SUFFIXES = (".py", ".yaml", ".json")
+SOURCE_SUFFIXES = (".py", ".cpp", ".yaml", ".json")
 HOST_PACKAGES = ("lightning", "e3nn", "schnetpack", "torch-geometric", "nequip", "nequip-allegro", "mace-torch")
 
 

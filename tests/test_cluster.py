@@ -40,6 +40,31 @@ def test_the_sources_hash_follows_the_sources_not_their_location(tmp_path):
     assert not same_hardware({"cpu": "A", "cores": 2, "gpus": 1, "gpu": "H100"}, {"cpu": "A", "cores": 2, "gpus": 1, "gpu": "A100"})
 
 
+def test_a_plans_code_snapshot_holds_what_the_package_ships_and_runs_the_compiled_kernel(tmp_path):
+    """The snapshot a plan's runs import holds every file a wheel ships (pyproject's package data),
+    the group CG kernel's C++ source among them: without it, every FreeCG run of a plan fell back
+    to the slower torch contraction (the `curves` plan, 2026-12-07)."""
+    import tomllib
+
+    from freecg_plugin.compare.snapshot import snapshot_code, snapshot_environment
+
+    root = Path(__file__).resolve().parents[1]
+    snapshot = snapshot_code(tmp_path)
+    shipped = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    for package, patterns in shipped.items():
+        for pattern in patterns:
+            files = [p.relative_to(root) for p in (root / Path(*package.split("."))).glob(pattern)]
+            assert files and all((snapshot / f).is_file() for f in files), (package, pattern)
+    probe = (
+        "import freecg_plugin; from freecg_plugin.nn._group_cg_kernel import library; print(freecg_plugin.__file__, library() is not None)"
+    )
+    here = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    there = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=snapshot_environment(snapshot), cwd=tmp_path
+    ).stdout.split()
+    assert Path(there[0]).is_relative_to(snapshot) and there[1] == here[1] == "True", (here, there)
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
