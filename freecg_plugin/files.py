@@ -54,7 +54,10 @@ def _remove_orphans(path: Path) -> None:
     for orphan in path.parent.glob(glob.escape(path.name) + f".{glob.escape(host)}-*"):
         pid = orphan.name[len(path.name) + len(host) + 2 :].split(".", 1)[0]
         if pid.isdigit() and _gone(int(pid)):
-            orphan.unlink(missing_ok=True)
+            try:
+                orphan.unlink(missing_ok=True)
+            except OSError:  # not ours to remove (another user's folder): the write itself succeeded
+                pass
 
 
 def write_atomic(path, write: Callable[[str], Any]) -> None:
