@@ -1,9 +1,11 @@
 """The compiled CPU kernel of the group CG: same numbers and derivatives as the torch contraction."""
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
@@ -172,3 +174,26 @@ def test_kernel_builds_into_an_empty_cache(tmp_path):
     assert len(built) == 1 and built[0].startswith("group_cg_") and built[0].endswith(".so")  # no partial files left
     again = _run_isolated(CHECK, {"FREECG_KERNEL_CACHE": str(cache)})  # second process: loads, builds nothing
     assert "used True" in again.stdout and sorted(p.name for p in cache.iterdir()) == built
+
+
+@pytest.mark.slow
+def test_a_build_killed_midway_leaves_a_partial_file_the_next_build_removes(tmp_path):
+    cache = tmp_path / "cache"
+    process = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(CHECK)],
+        env={**os.environ, "FREECG_KERNEL_CACHE": str(cache)},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while not (cache.is_dir() and any(cache.iterdir())) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the compiler too: nothing can clean up
+    process.wait()
+    partial = sorted(p.name for p in cache.iterdir())
+    assert len(partial) == 1 and partial[0].count(".") > 1, partial  # killed mid-build: a temporary file, no kernel
+    run = _run_isolated(CHECK, {"FREECG_KERNEL_CACHE": str(cache)})
+    assert run.returncode == 0 and "used True" in run.stdout, run.stderr
+    built = sorted(p.name for p in cache.iterdir())
+    assert len(built) == 1 and built[0].startswith("group_cg_") and built[0].count(".") == 1, built  # the partial is gone

@@ -21,13 +21,14 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 import warnings
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
+
+from ..files import write_atomic
 
 __all__ = ["KernelPlan", "group_cg_cpu", "library"]
 
@@ -62,18 +63,16 @@ def _compile(source: Path) -> Path:
     target = folder / f"group_cg_{key[:20]}.so"
     if target.exists():
         return target
-    folder.mkdir(parents=True, exist_ok=True)
     _LOG.info("building the group CG kernel into %s (once per machine, about 15 s)", target)
-    handle, partial = tempfile.mkstemp(suffix=".so", prefix=".building_", dir=folder)
-    os.close(handle)
-    try:
+
+    def build(partial: str) -> None:
         built = subprocess.run([compiler, *_FLAGS, "-o", partial, str(source)], capture_output=True, text=True)
         if built.returncode != 0:
             raise RuntimeError(f"{compiler} failed:\n{built.stderr[-2000:]}")
-        os.replace(partial, target)  # atomic: concurrent builders each leave a complete file
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
+
+    # atomic: concurrent builders each leave a complete file, a killed one's partial file goes
+    # with the next build
+    write_atomic(target, build)
     return target
 
 
