@@ -1,6 +1,7 @@
 """kill -9 at random moments: ``freecg train``, ``freecg compare``, ``freecg md`` and ``freecg data
 fetch`` are each killed (SIGKILL to the whole process group, so nothing can clean up) at
-:data:`MOMENTS` seeded random moments of an uninterrupted run's duration, then continued the way a
+:data:`MOMENTS` seeded random moments of an uninterrupted run's duration (for training, one in each
+phase of it: start-up, three parts of the epochs, the finish), then continued the way a
 user would (``--resume``, or the same command again), and the result must equal the uninterrupted
 run: bit for bit for MD and downloads; for training the same epochs and metrics within float
 rounding, every epoch and second counted once; for compare the same runs, keys, epoch counts and
@@ -36,12 +37,37 @@ def moments(duration: float, what: str) -> list:
     return sorted(rng.uniform(0.03, 0.9) * duration for _ in range(MOMENTS))
 
 
+def in_phases(phases: list, what: str) -> list:
+    """One kill time (seconds after the start) in each ``(start, end)`` phase of an uninterrupted
+    run, seeded by ``what``: kills land in every phase whatever the machine's speed."""
+    rng = random.Random(f"faults-{what}")
+    return [rng.uniform(start, end) for start, end in phases]
+
+
 def run(command: list, env=None) -> float:
     """Run ``command`` to its end (it must succeed); returns its wall time."""
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-2000:])
     return time.perf_counter() - start
+
+
+def training_phases(command: list) -> list:
+    """Run ``freecg train`` to its end and cut its wall time into :data:`MOMENTS` phases: the
+    start-up (to the first epoch's line), three equal parts of the epochs, and the finish (the
+    test and the last files)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    epochs, lines = [], []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("epoch "):
+            epochs.append(time.perf_counter() - start)
+    assert process.wait(timeout=900) == 0, "".join(lines[-30:])
+    end = time.perf_counter() - start
+    first, last = epochs[0], epochs[-1]
+    third = (last - first) / 3
+    return [(0.05 * first, first), (first, first + third), (first + third, last - third), (last - third, last), (last, end)]
 
 
 def kill_at(command: list, seconds: float, env=None) -> bool:
@@ -106,10 +132,10 @@ def test_training_killed_anywhere_resumes_to_the_same_model(tmp_path):
     from freecg_plugin.checkpoint import read_checkpoint
 
     whole = _train_config(tmp_path / "whole")
-    duration = run([str(FREECG), "train", "--config", str(whole)])
+    phases = training_phases([str(FREECG), "train", "--config", str(whole)])
     reference = json.loads((whole.parent / "run" / "test_metrics.json").read_text())
     killed = []
-    for i, moment in enumerate(moments(duration, "train")):
+    for i, moment in enumerate(in_phases(phases, "train")):
         config = _train_config(tmp_path / f"cut{i}")
         killed.append(kill_at([str(FREECG), "train", "--config", str(config)], moment))
         _continue_training(config)
