@@ -3,7 +3,9 @@
 Runs (or resumes) a comparison plan once per molecule, each in ``OUTPUT/<molecule>/``, then
 writes ``OUTPUT/molecules.md`` and ``OUTPUT/molecules.png``: per host and molecule, FreeCG's
 change of test force MAE against the bare host at each budget, mean ± std over the plan's seeds,
-and the verdict of :func:`freecg_plugin.compare.verdict`.
+and the verdict of :func:`freecg_plugin.compare.verdict`. A plan of time-to-accuracy curves
+(``--preset curves``) adds their table (errors at the horizon against both bare arms, cross-over
+times, whether each curve flattened) and ``OUTPUT/molecules_curves.png`` (a row per molecule).
 
     .venv/bin/python benchmarks/compare_molecules.py --preset quick --output runs/molecules_quick
     .venv/bin/python benchmarks/compare_molecules.py --preset quick --report-only ...   # tables only
@@ -18,6 +20,9 @@ import json
 from pathlib import Path
 
 from freecg_plugin.compare import BUDGET_NAMES, load_compare_config, report, run_plan
+from freecg_plugin.compare.curves import plot_curves
+from freecg_plugin.compare.plan import CURVE_ARMS
+from freecg_plugin.compare.statistics import format_stat
 from freecg_plugin.configs import config_path
 from freecg_plugin.files import write_atomic
 
@@ -54,6 +59,48 @@ def table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _flat(value) -> str:
+    return {True: "yes", False: "no", None: "?"}[value]
+
+
+def curves_table(results: dict) -> str:
+    """Markdown: per host and molecule, each arm's test force MAE at the end of the horizon, host
+    + FreeCG's change against each bare arm with the verdict, the cross-over time, whether each
+    curve flattened over its last doubling of time, and the time each arm took to reach the bare
+    host's final error."""
+    first = next(r for r in results.values() if "curves" in r)["curves"]
+    freecg, host, wide = CURVE_ARMS
+    lines = [
+        f"Time-to-accuracy curves: test force MAE ({first['unit']}/Å) at the end of the {first['horizon_s']:g} s horizon "
+        "(mean ± std over the seeds there, their number in brackets); host + FreeCG's change against each bare arm and the "
+        "verdict; the cross-over time (from which host + FreeCG stays ahead of the bare host beyond two standard errors); "
+        "whether each curve changed by less than 5 % over its last doubling of time (FreeCG / host / equal parameters); "
+        "the time each arm took to reach the bare host's final error.",
+        "",
+        f"| host | molecule | {freecg} | {host} | {wide} | against {host} | against {wide} | cross-over (s) | flattened | "
+        "time to the host's final error (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = {}
+    for molecule, result in results.items():
+        for summary in result.get("curves", {}).get("summaries", []):
+            rows.setdefault(summary["host"], []).append((molecule, summary))
+    for label, found in rows.items():
+        for molecule, s in found:
+            arms = s["arms"]
+            end = [f"{format_stat(arms[a]['end'])} ({arms[a]['seeds']})" if a in arms else "" for a in CURVE_ARMS]
+            against = [
+                f"{s['verdicts'][a]['change_percent']:+.1f} % {s['verdicts'][a]['verdict']}" if a in s.get("verdicts", {}) else ""
+                for a in (host, wide)
+            ]
+            cross = "" if "verdicts" not in s else ("none" if s["crossover_s"] is None else f"{s['crossover_s']:g}")
+            flat = " / ".join(_flat(s.get("flattened", {}).get(a)) for a in CURVE_ARMS)
+            reach = s.get("time_to", {}).get("1x", {})
+            times = " / ".join("-" if reach.get(a) is None else f"{reach[a]:g}" for a in CURVE_ARMS)
+            lines.append(f"| {label} | {molecule} | " + " | ".join([*end, *against, cross, flat, times]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -87,6 +134,7 @@ def main() -> None:
     parser.add_argument("--output", required=True)
     parser.add_argument("--molecules", default=",".join(MOLECULES), help="comma-separated (default: the five shipped)")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--accept-stale", action="store_true", help="keep and report finished runs made by other code than this")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     output = Path(args.output)
@@ -95,8 +143,14 @@ def main() -> None:
         overrides = [*args.overrides, f"data.dataset=rmd17/{molecule}", f"output={output / molecule}"]
         config = load_compare_config(config_path(args.preset, "compare"), overrides)
         print(f"== {molecule}", flush=True)
-        results[molecule] = report(config) if args.report_only else run_plan(config)
+        results[molecule] = (report if args.report_only else run_plan)(config, accept_stale=args.accept_stale)
     text = table(results)
+    curves = {molecule: result["curves"] for molecule, result in results.items() if result.get("curves", {}).get("curves")}
+    if curves:
+        text += "\n" + curves_table(results)
+        first = next(iter(curves.values()))
+        rows = {molecule: c["curves"] for molecule, c in curves.items()}
+        plot_curves(rows, first["metric"], first["unit"], output / "molecules_curves.png")
     write_atomic(output / "molecules.md", lambda tmp: Path(tmp).write_text(text))
     write_atomic(output / "molecules.json", lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1)))
     plot(results, output / "molecules.png")

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -90,7 +91,7 @@ def test_the_clock_leaves_out_the_time_the_process_was_stopped():
 
 @pytest.mark.slow
 def test_curve_budget_end_to_end(tmp_path):
-    output = tmp_path / "out"
+    output = tmp_path / "ethanol"  # where benchmarks/compare_molecules.py looks for the ethanol plan
     settings = tiny_plan(output, seeds=[1, 2], budgets=["curve"], curve={"horizon_s": 4, "first_s": 1})
     settings["optim"]["ema_decay"] = 0.9
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(settings))
@@ -115,3 +116,13 @@ def test_curve_budget_end_to_end(tmp_path):
     assert summary["crossover_s"] in (None, 1.0, 2.0, 4.0) and set(summary["time_to"]) == {"1.5x", "1.2x", "1x"}
     assert set(summary["verdicts"]) == {"host", "host, equal parameters"}
     assert (output / "curves.png").stat().st_size > 0 and "cross-over" in (output / "curves.md").read_text()
+    # the table over molecules: one row per host and molecule, all three arms at the horizon
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_molecules.py"
+    command = [sys.executable, str(script), "--preset", str(tmp_path / "plan.yaml"), "--molecules", "ethanol", "--output", str(tmp_path)]
+    done = subprocess.run([*command, "--report-only"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (row,) = [line for line in (tmp_path / "molecules.md").read_text().splitlines() if line.startswith("| painn | ethanol |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert len(cells) == 10 and all(cell.endswith("(2)") for cell in cells[2:5]), cells  # three arms, two seeds each
+    assert cells[7] == "none" or float(cells[7]) in (1.0, 2.0, 4.0)
+    assert (tmp_path / "molecules_curves.png").stat().st_size > 0

@@ -27,7 +27,7 @@ from ..plots import pyplot, save_png
 from .plan import CURVE_ARMS as ARMS
 from .statistics import VERDICT_SPREAD, format_stat, mean_std, verdict
 
-__all__ = ["FLAT", "TARGETS", "crossover", "curve_report", "flattened", "time_to"]
+__all__ = ["FLAT", "TARGETS", "crossover", "curve_report", "flattened", "plot_curves", "time_to"]
 
 TARGETS = (1.5, 1.2, 1.0)
 """Fixed errors, as multiples of the bare host's final error, that each arm's time to reach is reported for."""
@@ -143,23 +143,33 @@ def _markdown(summaries: List[Dict[str, Any]], horizon: float, metric: str, unit
     return "\n".join(lines) + "\n"
 
 
-def _plot(curves: Dict[str, Dict[str, Any]], metric: str, unit: str, path: Path) -> None:
+def plot_curves(rows: Dict[str, Dict[str, Dict[str, Any]]], metric: str, unit: str, path: Path) -> None:
+    """One log-log panel per host, one row of panels per entry of ``rows`` (e.g. a molecule; its
+    name heads the row's panels unless empty): each arm's mean ± std of ``metric`` against time.
+
+    Args:
+        rows: row name -> host label -> arm -> curve (``times``, ``metric``'s mean ± std per time, ``seeds``).
+    """
     plt = pyplot()
     from matplotlib import ticker
 
-    labels = list(curves)
-    fig, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 3.6), squeeze=False)
-    for ax, label in zip(axes[0], labels):
-        for arm, curve in curves[label].items():
-            means = [p["mean"] for p in curve[metric]]
-            stds = [p["std"] for p in curve[metric]]
-            ax.errorbar(curve["times"], means, yerr=stds, marker="o", ms=3, capsize=2, label=f"{arm} ({curve['seeds']} seeds)")
-        ax.set(xscale="log", yscale="log", xlabel="training time (s)", title=label)
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_formatter(ticker.ScalarFormatter())
-            axis.set_minor_formatter(ticker.NullFormatter())
-        ax.legend(fontsize=7)
-    axes[0][0].set_ylabel(f"{_metric_label(metric)} ({unit}/Å)")
+    width = max(len(hosts) for hosts in rows.values())
+    fig, axes = plt.subplots(len(rows), width, figsize=(4.2 * width, 3.6 * len(rows)), squeeze=False)
+    for panels, (name, hosts) in zip(axes, rows.items()):
+        for ax in panels[len(hosts) :]:
+            ax.set_visible(False)
+        for ax, (label, arms) in zip(panels, hosts.items()):
+            for arm, curve in arms.items():
+                means = [p["mean"] for p in curve[metric]]
+                stds = [p["std"] for p in curve[metric]]
+                ax.errorbar(curve["times"], means, yerr=stds, marker="o", ms=3, capsize=2, label=f"{arm} ({curve['seeds']} seeds)")
+            ax.set(xscale="log", yscale="log", xlabel="training time (s)", title=f"{name}: {label}" if name else label)
+            for axis in (ax.xaxis, ax.yaxis):  # labelled ticks at 1, 2, 5 x 10^k: a curve may span less than a decade
+                axis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+                axis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+                axis.set_minor_formatter(ticker.NullFormatter())
+            ax.legend(fontsize=7)
+        panels[0].set_ylabel(f"{_metric_label(metric)} ({unit}/Å)")
     fig.tight_layout()
     save_png(fig, path)
 
@@ -172,5 +182,5 @@ def curve_report(output: Path, runs: Sequence[Any], horizon: float, unit: str, m
     write_json(output / "curves.json", result)
     write_text(output / "curves.md", _markdown(summaries, horizon, metric, unit))
     if curves:
-        _plot(curves, metric, unit, output / "curves.png")
+        plot_curves({"": curves}, metric, unit, output / "curves.png")
     return result
