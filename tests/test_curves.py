@@ -2,6 +2,7 @@
 the planned clock times and evaluated afterwards, and ``freecg compare`` with the curve budget
 reports curves, cross-over, times to fixed errors and flatness for all three arms."""
 
+import csv
 import json
 import signal
 import subprocess
@@ -126,3 +127,79 @@ def test_curve_budget_end_to_end(tmp_path):
     assert len(cells) == 10 and all(cell.endswith("(2)") for cell in cells[2:5]), cells  # three arms, two seeds each
     assert cells[7] == "none" or float(cells[7]) in (1.0, 2.0, 4.0)
     assert (tmp_path / "molecules_curves.png").stat().st_size > 0
+
+
+def _finished(output: Path, key: str, config: dict, code: str = "abc") -> Path:
+    """A run folder as a finished run leaves it (what :func:`shorter_run` reads)."""
+    folder = output / "runs" / key
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (folder / "config.yaml").write_text(yaml.safe_dump(dict(config, output=str(folder))))
+    (folder / "test_metrics.json").write_text(json.dumps({"provenance": {"code": {"sources_sha256": code}}}))
+    return folder
+
+
+def _curve_config(horizon: float, first: float = 1.0, lr: float = 1e-3) -> dict:
+    times = [t for t in (first, 2 * first, 4 * first, 8 * first) if t < horizon] + [horizon]
+    return {"model": {"host": "painn"}, "optim": {"lr": lr, "max_time_s": horizon, "curve_points_s": times}}
+
+
+def test_a_longer_curve_goes_on_from_the_longest_shorter_run_of_the_same_settings(tmp_path):
+    from freecg_plugin.compare import Run
+    from freecg_plugin.compare.extend import shorter_run
+
+    run = Run("new", [["painn", "host"]], "curve", 1, _curve_config(8.0))
+    assert shorter_run(tmp_path, run, "abc") is None  # nothing to go on from
+    _finished(tmp_path, "two", _curve_config(2.0))
+    four = _finished(tmp_path, "four", _curve_config(4.0))
+    _finished(tmp_path, "other_lr", _curve_config(4.0, lr=2e-3))  # other settings
+    _finished(tmp_path, "other_times", _curve_config(6.0, first=1.5))  # would leave 1, 2, 4 s unsaved
+    _finished(tmp_path, "longer", _curve_config(16.0))  # not shorter
+    assert shorter_run(tmp_path, run, "abc") == four
+    assert shorter_run(tmp_path, run, "other code") is None  # made by other code: not without accept_stale
+    assert shorter_run(tmp_path, run, "other code", accept_stale=True) == four
+    assert shorter_run(tmp_path, Run("new", [["painn", "host"]], "epochs", 1, _curve_config(8.0)), "abc") is None
+
+
+def _folder_digest(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_a_plan_whose_horizon_grew_trains_only_the_extra_time(tmp_path):
+    def curves(horizon: float) -> Path:
+        settings = tiny_plan(tmp_path / "out", seeds=[1], budgets=["curve"], curve={"horizon_s": horizon, "first_s": 1})
+        settings["curve"]["arms"] = ["host + FreeCG", "host"]
+        path = tmp_path / f"plan_{horizon:g}.yaml"
+        path.write_text(yaml.safe_dump(settings))
+        done = subprocess.run([sys.executable, "-m", "freecg_plugin.cli", "compare", "--config", str(path)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return path, done.stdout
+
+    short_plan, _ = curves(2)
+    short = {run.key: run for run in plan(load_compare_config(short_plan))}
+    before = {key: _folder_digest(tmp_path / "out" / run.folder) for key, run in short.items()}
+    long_plan, out = curves(4)
+    assert out.count("goes on from") == 2, out
+    for run in plan(load_compare_config(long_plan)):
+        folder = tmp_path / "out" / run.folder
+        source = json.loads((folder / "continues.json").read_text())
+        old = tmp_path / "out" / short[source["from"]].folder
+        assert source["horizon_s"] == 2.0 and short[source["from"]].roles == run.roles
+        assert _folder_digest(old) == before[source["from"]]  # the shorter run is left as it was
+        old_points = {p["time_s"]: p for p in json.loads((old / "curve.json").read_text())["points"]}
+        points = {p["time_s"]: p for p in json.loads((folder / "curve.json").read_text())["points"]}
+        assert sorted(points) == [1.0, 2.0, 4.0]
+        for t in (1.0, 2.0):  # the first part of the longer curve is the shorter curve
+            assert points[t]["step"] == old_points[t]["step"] and points[t]["test_forces_mae"] == pytest.approx(
+                old_points[t]["test_forces_mae"]
+            )
+        record, old_record = (json.loads((f / "test_metrics.json").read_text()) for f in (folder, old))
+        assert 4.0 <= record["train_seconds"] < 8.0 and record["epochs"] > old_record["epochs"]
+        assert points[4.0]["step"] > points[2.0]["step"]
+        # trained on from the shorter run's last checkpoint: its logs, then one more version from its last epoch on
+        old_logs, logs = (sorted(p.name for p in (f / "logs").glob("version_*")) for f in (old, folder))
+        assert logs[: len(old_logs)] == old_logs and len(logs) == len(old_logs) + 1
+        with open(folder / "logs" / logs[-1] / "metrics.csv") as handle:
+            first = min(int(r["epoch"]) for r in csv.DictReader(handle))
+        assert old_record["epochs"] - 1 <= first <= old_record["epochs"], (first, old_record["epochs"])

@@ -5,7 +5,8 @@ plan started (:mod:`~freecg_plugin.compare.snapshot`). A run is finished when it
 ``test_metrics.json`` exists and was made by the same code; a finished run made by other code is
 stale: set aside and run again, unless ``accept_stale``. A new invocation skips finished runs
 and resumes an interrupted one from its last checkpoint. An equal-time run starts after the run
-whose training time is its budget."""
+whose training time is its budget. A curve run whose horizon grew goes on from the same run at
+the shorter horizon (:mod:`~freecg_plugin.compare.extend`)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ..files import check_writable, write_atomic, write_json
 from ..hosts import HostStatistics, ModelConfig, build_host
 from ..provenance import code_identity
 from ..training.parent import PARENT_ENV
+from .extend import continue_from, shorter_run
 from .plan import CompareConfig, Run, plan, width_of
 from .records import record_of, set_aside, statuses, write_job
 from .report import report
@@ -71,6 +73,17 @@ def _set_aside_stale(output: Path, runs: List[Run], code: str, accept_stale: boo
             print(f"compare: {run.name}: stale ({detail}), kept as asked (--accept-stale)", flush=True)
         else:
             print(f"compare: {run.name}: stale ({detail}): set aside in {set_aside(output, run)}, run again", flush=True)
+
+
+def _continue_shorter_curves(output: Path, todo: List[Run], code: str, accept_stale: bool) -> None:
+    """Start each curve run not begun yet from a finished run of its settings at a shorter horizon
+    (:mod:`~freecg_plugin.compare.extend`), when there is one."""
+    for run in todo:
+        if run.budget == "curve" and not (output / run.folder).exists():
+            source = shorter_run(output, run, code, accept_stale)
+            if source is not None:
+                continue_from(source, output / run.folder)
+                print(f"compare: {run.name}: goes on from {source.name}, the same run at a shorter horizon", flush=True)
 
 
 def check_models(config: CompareConfig) -> None:
@@ -121,6 +134,7 @@ def run_plan(config: CompareConfig, progress: bool = True, accept_stale: bool = 
     write_json(output / "plan.json", [asdict(r) for r in runs])
     todo = [r for r in runs if record_of(output, r) is None]
     print(f"compare: {len(runs)} runs in the plan, {len(runs) - len(todo)} already finished -> {output}", flush=True)
+    _continue_shorter_curves(output, todo, code, accept_stale)
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), disable=not progress, unit="run", file=sys.stdout, dynamic_ncols=True)
     by_key = {r.key: r for r in runs}
     if config.executor != "local":
