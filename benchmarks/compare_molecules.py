@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 from freecg_plugin.compare import BUDGET_NAMES, load_compare_config, report, run_plan
-from freecg_plugin.compare.curves import plot_curves
+from freecg_plugin.compare.curves import crossover_text, plot_curves
 from freecg_plugin.compare.plan import CURVE_ARMS
 from freecg_plugin.compare.statistics import format_stat
 from freecg_plugin.configs import config_path
@@ -93,7 +93,7 @@ def curves_table(results: dict) -> str:
                 f"{s['verdicts'][a]['change_percent']:+.1f} % {s['verdicts'][a]['verdict']}" if a in s.get("verdicts", {}) else ""
                 for a in (host, wide)
             ]
-            cross = "" if "verdicts" not in s else ("none" if s["crossover_s"] is None else f"{s['crossover_s']:g}")
+            cross = crossover_text(s)
             flat = " / ".join(_flat(s.get("flattened", {}).get(a)) for a in CURVE_ARMS)
             reach = s.get("time_to", {}).get("1x", {})
             times = " / ".join("-" if reach.get(a) is None else f"{reach[a]:g}" for a in CURVE_ARMS)

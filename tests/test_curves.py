@@ -125,7 +125,7 @@ def test_curve_budget_end_to_end(tmp_path):
     (row,) = [line for line in (tmp_path / "molecules.md").read_text().splitlines() if line.startswith("| painn | ethanol |")]
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert len(cells) == 10 and all(cell.endswith("(2)") for cell in cells[2:5]), cells  # three arms, two seeds each
-    assert cells[7] == "none" or float(cells[7]) in (1.0, 2.0, 4.0)
+    assert cells[7] == "none within the horizon" or float(cells[7]) in (1.0, 2.0, 4.0)
     assert (tmp_path / "molecules_curves.png").stat().st_size > 0
 
 
@@ -203,3 +203,14 @@ def test_a_plan_whose_horizon_grew_trains_only_the_extra_time(tmp_path):
         with open(folder / "logs" / logs[-1] / "metrics.csv") as handle:
             first = min(int(r["epoch"]) for r in csv.DictReader(handle))
         assert old_record["epochs"] - 1 <= first <= old_record["epochs"], (first, old_record["epochs"])
+
+
+def test_a_cross_over_is_undecided_with_one_seed():
+    from freecg_plugin.compare.curves import crossover_text
+
+    def summary(seeds, crossover_s):
+        return {"arms": {"host + FreeCG": {"seeds": seeds}, "host": {"seeds": seeds}}, "verdicts": {}, "crossover_s": crossover_s}
+
+    assert crossover_text(summary(1, None)) == "undecided (one seed)"  # no spread: no clear lead either way
+    assert crossover_text(summary(3, None)) == "none within the horizon"
+    assert crossover_text(summary(3, 240.0)) == "240"

@@ -27,7 +27,7 @@ from ..plots import pyplot, save_png
 from .plan import CURVE_ARMS as ARMS
 from .statistics import VERDICT_SPREAD, format_stat, mean_std, verdict
 
-__all__ = ["FLAT", "TARGETS", "crossover", "curve_report", "flattened", "plot_curves", "time_to"]
+__all__ = ["FLAT", "TARGETS", "crossover", "crossover_text", "curve_report", "flattened", "plot_curves", "time_to"]
 
 TARGETS = (1.5, 1.2, 1.0)
 """Fixed errors, as multiples of the bare host's final error, that each arm's time to reach is reported for."""
@@ -116,6 +116,16 @@ def _summary(label: str, arms: Dict[str, Dict[str, Any]], metric: str) -> Dict[s
     return out
 
 
+def crossover_text(summary: Dict[str, Any]) -> str:
+    """A summary's cross-over time as a table cell: seconds, "none within the horizon", or
+    "undecided (one seed)" where an arm has fewer than two seeds (no spread, no clear lead)."""
+    if "verdicts" not in summary:
+        return ""
+    if min(arm["seeds"] for arm in summary["arms"].values()) < 2:
+        return "undecided (one seed)"
+    return "none within the horizon" if summary["crossover_s"] is None else f"{summary['crossover_s']:g}"
+
+
 def _metric_label(metric: str) -> str:
     """``test_forces_mae`` -> ``test force MAE``."""
     split, _, name = metric.partition("_")
@@ -137,7 +147,7 @@ def _markdown(summaries: List[Dict[str, Any]], horizon: float, metric: str, unit
             against = f"{v['change_percent']:+.1f} %, {v['verdict']}" if v else ""
             flat = {True: "yes", False: "no", None: ""}[s.get("flattened", {}).get(arm)]
             reach = [s.get("time_to", {}).get(f"{x:g}x", {}).get(arm) for x in TARGETS]
-            cross = "" if arm != ARMS[0] else ("none within the horizon" if s.get("crossover_s") is None else f"{s['crossover_s']:g}")
+            cross = "" if arm != ARMS[0] else crossover_text(s)
             cells = [s["host"], arm, format_stat(info["end"]), against, flat] + ["" if r is None else f"{r:g}" for r in reach] + [cross]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
