@@ -63,12 +63,13 @@ def _flat(value) -> str:
     return {True: "yes", False: "no", None: "?"}[value]
 
 
-def curves_table(results: dict) -> str:
-    """Markdown: per host and molecule, each arm's test force MAE at the end of the horizon, host
-    + FreeCG's change against each bare arm with the verdict, the cross-over time, whether each
-    curve flattened over its last doubling of time, and the time each arm took to reach the bare
-    host's final error."""
-    first = next(r for r in results.values() if "curves" in r)["curves"]
+def curves_table(curves: dict) -> str:
+    """Markdown from each molecule's curve report (:func:`freecg_plugin.compare.curves.curve_report`):
+    per host and molecule, each arm's test force MAE at the end of the horizon, host + FreeCG's
+    change against each bare arm with the verdict, the cross-over time, whether each curve
+    flattened over its last doubling of time, and the time each arm took to reach the bare host's
+    final error."""
+    first = next(iter(curves.values()))
     freecg, host, wide = CURVE_ARMS
     lines = [
         f"Time-to-accuracy curves: test force MAE ({first['unit']}/Å) at the end of the {first['horizon_s']:g} s horizon "
@@ -82,8 +83,8 @@ def curves_table(results: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows = {}
-    for molecule, result in results.items():
-        for summary in result.get("curves", {}).get("summaries", []):
+    for molecule, curve_report in curves.items():
+        for summary in curve_report["summaries"]:
             rows.setdefault(summary["host"], []).append((molecule, summary))
     for label, found in rows.items():
         for molecule, s in found:
@@ -147,10 +148,11 @@ def main() -> None:
     text = table(results)
     curves = {molecule: result["curves"] for molecule, result in results.items() if result.get("curves", {}).get("curves")}
     if curves:
-        text += "\n" + curves_table(results)
+        text += "\n" + curves_table(curves)
         first = next(iter(curves.values()))
-        rows = {molecule: c["curves"] for molecule, c in curves.items()}
-        plot_curves(rows, first["metric"], first["unit"], output / "molecules_curves.png")
+        plot_curves(
+            {molecule: c["curves"] for molecule, c in curves.items()}, first["metric"], first["unit"], output / "molecules_curves.png"
+        )
     write_atomic(output / "molecules.md", lambda tmp: Path(tmp).write_text(text))
     write_atomic(output / "molecules.json", lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1)))
     plot(results, output / "molecules.png")

@@ -5,8 +5,9 @@ phase of it: start-up, three parts of the epochs, the finish), then continued th
 user would (``--resume``, or the same command again), and the result must equal the uninterrupted
 run: bit for bit for MD and downloads; for training the same epochs and metrics within float
 rounding, every epoch and second counted once (an epoch the kill caught between logging its
-metrics and saving its checkpoint is trained again and logged again, with the same values); for compare the same runs, keys, epoch counts and
-metrics. No file may be left corrupt, half-written or duplicated."""
+metrics and saving its checkpoint is trained again and logged again, with the same values); for
+compare the same runs, keys, epoch counts and metrics. No file may be left corrupt, half-written
+or duplicated."""
 
 import csv
 import json
