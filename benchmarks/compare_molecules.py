@@ -72,15 +72,15 @@ def curves_table(curves: dict) -> str:
     first = next(iter(curves.values()))
     freecg, host, wide = CURVE_ARMS
     lines = [
-        f"Time-to-accuracy curves: test force MAE ({first['unit']}/Å) at the end of the {first['horizon_s']:g} s horizon "
+        f"Time-to-accuracy curves: test force MAE ({first['unit']}/Å) at the end of each host's horizon (seconds of training clock) "
         "(mean ± std over the seeds there, their number in brackets); host + FreeCG's change against each bare arm and the "
         "verdict; the cross-over time (from which host + FreeCG stays ahead of the bare host beyond two standard errors); "
         "whether each curve changed by less than 5 % over its last doubling of time (FreeCG / host / equal parameters); "
         "the time each arm took to reach the bare host's final error.",
         "",
-        f"| host | molecule | {freecg} | {host} | {wide} | against {host} | against {wide} | cross-over (s) | flattened | "
-        "time to the host's final error (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| host | molecule | horizon (s) | {freecg} | {host} | {wide} | against {host} | against {wide} | cross-over (s) | "
+        "flattened | time to the host's final error (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows = {}
     for molecule, curve_report in curves.items():
@@ -98,7 +98,7 @@ def curves_table(curves: dict) -> str:
             flat = " / ".join(_flat(s.get("flattened", {}).get(a)) for a in CURVE_ARMS)
             reach = s.get("time_to", {}).get("1x", {})
             times = " / ".join("-" if reach.get(a) is None else f"{reach[a]:g}" for a in CURVE_ARMS)
-            lines.append(f"| {label} | {molecule} | " + " | ".join([*end, *against, cross, flat, times]) + " |")
+            lines.append(f"| {label} | {molecule} | {s['horizon_s']:g} | " + " | ".join([*end, *against, cross, flat, times]) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers.tiny import tiny_plan
+from helpers.tiny import PAINN, tiny_plan
 
 pytest.importorskip("lightning")
 
@@ -60,6 +60,24 @@ def test_curve_arms_and_metric_are_checked_and_planned(tmp_path):
         runs(arms=["host + FreeCG", "host, wider"])
     with pytest.raises(ValueError, match="curve metric must be one of"):
         runs(metric="test_energy_mae")
+
+
+def test_a_host_entry_can_have_a_longer_horizon_than_the_plan(tmp_path):
+    def config(hosts, **changes):
+        settings = tiny_plan(tmp_path / "out", seeds=[1], hosts=hosts, **changes)
+        (tmp_path / "plan.yaml").write_text(yaml.safe_dump(settings))
+        return load_compare_config(tmp_path / "plan.yaml")
+
+    curve = {"budgets": ["curve"], "curve": {"horizon_s": 4, "first_s": 1}}
+    slow = {**PAINN, "label": "slow", "horizon_s": 10}
+    times = {}
+    for run in plan(config([PAINN, slow], **curve)):
+        times.setdefault(run.roles[0][0], set()).add((run.config["optim"]["max_time_s"], tuple(run.config["optim"]["curve_points_s"])))
+    assert times == {"painn": {(4.0, (1.0, 2.0, 4.0))}, "slow": {(10.0, (1.0, 2.0, 4.0, 8.0, 10.0))}}
+    with pytest.raises(ValueError, match=r"hosts\[1\]: curve times: snapshot times need"):
+        config([PAINN, {**PAINN, "horizon_s": 0.5}], **curve)
+    with pytest.raises(ValueError, match="needs the curve budget"):
+        config([slow], budgets=["epochs"])
 
 
 CLOCK = """
@@ -124,8 +142,8 @@ def test_curve_budget_end_to_end(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     (row,) = [line for line in (tmp_path / "molecules.md").read_text().splitlines() if line.startswith("| painn | ethanol |")]
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert len(cells) == 10 and all(cell.endswith("(2)") for cell in cells[2:5]), cells  # three arms, two seeds each
-    assert cells[7] == "none within the horizon" or float(cells[7]) in (1.0, 2.0, 4.0)
+    assert len(cells) == 11 and cells[2] == "4" and all(cell.endswith("(2)") for cell in cells[3:6]), cells  # three arms, two seeds each
+    assert cells[8] == "none within the horizon" or float(cells[8]) in (1.0, 2.0, 4.0)
     assert (tmp_path / "molecules_curves.png").stat().st_size > 0
 
 

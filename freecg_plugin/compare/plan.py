@@ -71,9 +71,11 @@ class CompareConfig:
     """A comparison plan (YAML; unknown keys are rejected by name).
 
     Attributes:
-        hosts: one entry per host: ``{host, args, freecg, freecg_layers, label}`` (``host`` one of
-            ``visnet, painn, so3net, nequip, allegro``; ``args`` its arguments; ``freecg`` the
-            settings of the FreeCG member; ``label`` defaults to the host name).
+        hosts: one entry per host: ``{host, args, freecg, freecg_layers, label, horizon_s}``
+            (``host`` one of ``visnet, painn, so3net, nequip, allegro, mace``; ``args`` its
+            arguments; ``freecg`` the settings of the FreeCG member; ``label`` defaults to the host
+            name; ``horizon_s``: this host's curve horizon in place of ``curve.horizon_s``, for a
+            host that needs longer to flatten; its snapshot times are the plan's up to it).
         data: :class:`~freecg_plugin.data.config.DataConfig` values, shared by every run.
         optim: :class:`~freecg_plugin.configs.train.OptimConfig` values, shared by every run
             (``max_epochs`` is the equal-epoch budget; ``seed`` is replaced by each of ``seeds``).
@@ -85,7 +87,8 @@ class CompareConfig:
             ``curve`` (time-to-accuracy curves of all three, see :mod:`~freecg_plugin.compare.curves`).
         curve: ``{horizon_s, first_s, factor, arms, metric}`` for the ``curve`` budget: every arm
             trains for ``horizon_s`` seconds of the training clock, its weights saved at
-            ``first_s``, ``first_s * factor``, ... and at the horizon (``factor`` 2 unless given).
+            ``first_s``, ``first_s * factor``, ... and at the horizon (``factor`` 2 unless given;
+            a host entry's own ``horizon_s`` replaces ``horizon_s`` for that host).
             ``arms``: a subset of :data:`CURVE_ARMS` (default all three; a screening of FreeCG
             variants may leave out the widened host). ``metric``: one of :data:`CURVE_METRICS`
             (default the test force MAE; the validation error for choosing among variants, so that
@@ -126,7 +129,7 @@ class CompareConfig:
         if not self.hosts:
             raise ValueError("compare: `hosts` is empty")
         for i, entry in enumerate(self.hosts):
-            unknown = sorted(set(entry) - {"host", "args", "freecg", "freecg_layers", "label"})
+            unknown = sorted(set(entry) - {"host", "args", "freecg", "freecg_layers", "label", "horizon_s"})
             if unknown:
                 raise ValueError(f"compare: hosts[{i}] has unknown keys {unknown}")
             if entry.get("host") not in HOSTS:
@@ -154,7 +157,13 @@ class CompareConfig:
                 raise ValueError(f"compare: curve metric must be one of {list(CURVE_METRICS)}, got {self.curve['metric']!r}")
             if self.task != "potential":
                 raise ValueError("compare: time-to-accuracy curves are for task potential")
-            self.curve_times()  # checks the numbers
+            for i, entry in enumerate(self.hosts):
+                try:
+                    self.curve_times(entry)
+                except (TypeError, ValueError) as err:
+                    raise ValueError(f"compare: hosts[{i}]: curve times: {err}") from None
+        if self.curve is None and any("horizon_s" in entry for entry in self.hosts):
+            raise ValueError("compare: a host's `horizon_s` is the length of its curves: it needs the curve budget")
         if self.executor not in EXECUTORS:
             raise ValueError(f"compare: executor must be one of {list(EXECUTORS)}, got {self.executor!r}")
         unknown = sorted(set(self.slurm or {}) - SLURM_KEYS)
@@ -171,10 +180,14 @@ class CompareConfig:
         """The arms the curve budget trains (:data:`CURVE_ARMS` unless the plan names fewer)."""
         return list((self.curve or {}).get("arms", CURVE_ARMS))
 
-    def curve_times(self) -> List[float]:
-        """The snapshot times of the curve budget (seconds of the training clock)."""
+    def horizon_of(self, entry: Dict[str, Any]) -> float:
+        """A host entry's curve horizon: its own ``horizon_s``, or the plan's."""
+        return float(entry.get("horizon_s", (self.curve or {}).get("horizon_s", 0.0)))
+
+    def curve_times(self, entry: Dict[str, Any]) -> List[float]:
+        """The snapshot times of a host entry's curves (seconds of the training clock)."""
         c = self.curve or {}
-        return log_spaced_times(float(c["first_s"]), float(c["horizon_s"]), float(c.get("factor", 2.0)))
+        return log_spaced_times(float(c["first_s"]), self.horizon_of(entry), float(c.get("factor", 2.0)))
 
 
 def load_compare_config(path, overrides: Sequence[str] = ()) -> CompareConfig:
@@ -232,13 +245,13 @@ def plan(config: CompareConfig, widened: Optional[Dict[str, Widened]] = None) ->
         widened = widen_hosts(config)
     runs: Dict[str, Run] = {}
 
-    def add(label, variant, budget, seed, host, args, freecg, layers=None, time_of=None) -> str:
+    def add(label, variant, budget, seed, host, args, freecg, layers=None, time_of=None, entry=None) -> str:
         optim = dict(config.optim, seed=seed)
         if budget == "time":
             optim["max_epochs"] = int(optim.get("max_epochs", OptimConfig.max_epochs)) * 100
         if budget == "curve":
-            horizon = float(config.curve["horizon_s"])
-            optim.update(max_epochs=CURVE_EPOCHS, max_time_s=horizon, curve_points_s=config.curve_times())
+            times = config.curve_times(entry)
+            optim.update(max_epochs=CURVE_EPOCHS, max_time_s=times[-1], curve_points_s=times)
         train = {
             "data": dict(config.data),
             "model": {
@@ -273,11 +286,12 @@ def plan(config: CompareConfig, widened: Optional[Dict[str, Widened]] = None) ->
             if "parameters" in config.budgets:
                 add(label, "host", "parameters", seed, host, widened[label].args, None)
             if "curve" in config.budgets:
-                add(label, CURVE_ARMS[0], "curve", seed, host, args, dict(entry.get("freecg") or {}), entry.get("freecg_layers"))
+                freecg = dict(entry.get("freecg") or {})
+                add(label, CURVE_ARMS[0], "curve", seed, host, args, freecg, entry.get("freecg_layers"), entry=entry)
                 if CURVE_ARMS[1] in curve_arms:
-                    add(label, CURVE_ARMS[1], "curve", seed, host, args, None)
+                    add(label, CURVE_ARMS[1], "curve", seed, host, args, None, entry=entry)
                 if CURVE_ARMS[2] in curve_arms:
-                    add(label, CURVE_ARMS[2], "curve", seed, host, widened[label].args, None)
+                    add(label, CURVE_ARMS[2], "curve", seed, host, widened[label].args, None, entry=entry)
         if config.ablation is not None:
             args = config.ablation["args"]
             add("ViSNet ablation", "ViSNet", "epochs", seed, "visnet", args, None)

@@ -106,9 +106,7 @@ def report(config: CompareConfig, runs: Optional[List[Run]] = None, accept_stale
         plot_epoch_curves(epochs, output / "learning_curves.png", unit, "val_forces_mae" if metrics == ["forces_mae"] else "val_loss")
     print(markdown(result), flush=True)
     if "curve" in config.budgets:
-        result["curves"] = curve_report(
-            output, runs, float(config.curve["horizon_s"]), unit or "energy unit", config.curve.get("metric", CURVE_METRICS[0])
-        )
+        result["curves"] = curve_report(output, runs, unit or "energy unit", config.curve.get("metric", CURVE_METRICS[0]))
         print((output / "curves.md").read_text(), flush=True)
     return result
 
