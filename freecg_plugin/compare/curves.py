@@ -62,8 +62,9 @@ def time_to(times: Sequence[float], curve: Sequence[Dict[str, Any]], target: flo
 
 
 def flattened(times: Sequence[float], curve: Sequence[Dict[str, Any]]) -> Optional[bool]:
-    """Whether the mean error changed by less than :data:`FLAT` between half the last time and
-    the last time (``None``: the curve does not span a doubling)."""
+    """Whether the mean error changed by less than :data:`FLAT` from the last snapshot at or before
+    half the last time to the last time (a doubling or more: 240 -> 600 s on a 15 s x 2^k grid
+    ending at 600 s; ``None``: the curve does not span a doubling)."""
     half = [k for k, t in enumerate(times) if t <= times[-1] / 2 * (1 + 1e-6)]
     if not half:
         return None
