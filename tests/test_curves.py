@@ -17,7 +17,7 @@ from helpers.tiny import PAINN, tiny_plan
 pytest.importorskip("lightning")
 
 from freecg_plugin.compare import load_compare_config, plan  # noqa: E402
-from freecg_plugin.compare.curves import crossover, flattened, time_to  # noqa: E402
+from freecg_plugin.compare.curves import crossover, crossover_text, flattened, time_to  # noqa: E402
 from freecg_plugin.compare.statistics import mean_std  # noqa: E402
 from freecg_plugin.training.snapshots import log_spaced_times  # noqa: E402
 
@@ -224,8 +224,6 @@ def test_a_plan_whose_horizon_grew_trains_only_the_extra_time(tmp_path):
 
 
 def test_a_cross_over_is_undecided_with_one_seed():
-    from freecg_plugin.compare.curves import crossover_text
-
     def summary(seeds, crossover_s):
         return {"arms": {"host + FreeCG": {"seeds": seeds}, "host": {"seeds": seeds}}, "verdicts": {}, "crossover_s": crossover_s}
 

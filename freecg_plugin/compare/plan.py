@@ -180,14 +180,11 @@ class CompareConfig:
         """The arms the curve budget trains (:data:`CURVE_ARMS` unless the plan names fewer)."""
         return list((self.curve or {}).get("arms", CURVE_ARMS))
 
-    def horizon_of(self, entry: Dict[str, Any]) -> float:
-        """A host entry's curve horizon: its own ``horizon_s``, or the plan's."""
-        return float(entry.get("horizon_s", (self.curve or {}).get("horizon_s", 0.0)))
-
     def curve_times(self, entry: Dict[str, Any]) -> List[float]:
-        """The snapshot times of a host entry's curves (seconds of the training clock)."""
+        """The snapshot times of a host entry's curves (seconds of the training clock), up to its
+        own ``horizon_s`` or the plan's."""
         c = self.curve or {}
-        return log_spaced_times(float(c["first_s"]), self.horizon_of(entry), float(c.get("factor", 2.0)))
+        return log_spaced_times(float(c["first_s"]), float(entry.get("horizon_s", c["horizon_s"])), float(c.get("factor", 2.0)))
 
 
 def load_compare_config(path, overrides: Sequence[str] = ()) -> CompareConfig:
