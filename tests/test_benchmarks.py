@@ -25,6 +25,7 @@ def bench(script: str, *args, cwd=None) -> str:
 def test_every_benchmark_script_has_a_smoke_test():
     tested = {"group_cg.py", "host_step.py", "profile_freecg.py", "gpu_visnet_step.py", "water_scale.py", "train_throughput.py"}
     tested |= {"md_speed.py", "md_batched.py", "compare_molecules.py", "variants.py", "engines.py", "md_long_run.py", "reproducibility.py"}
+    tested |= {"keep_curve_records.py"}  # in tests/test_curves.py, on a finished curve plan
     assert {p.name for p in BENCHMARKS.glob("*.py")} - {"common.py"} == tested  # common.py: what the scripts share
 
 

@@ -11,11 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from helpers.tiny import PAINN, tiny_plan
 
 pytest.importorskip("lightning")
 
+from freecg_plugin.checkpoint import load_trained_model  # noqa: E402
 from freecg_plugin.compare import load_compare_config, plan  # noqa: E402
 from freecg_plugin.compare.curves import crossover, crossover_text, flattened, time_to  # noqa: E402
 from freecg_plugin.compare.statistics import mean_std  # noqa: E402
@@ -145,6 +147,26 @@ def test_curve_budget_end_to_end(tmp_path):
     assert len(cells) == 11 and cells[2] == "4" and all(cell.endswith("(2)") for cell in cells[3:6]), cells  # three arms, two seeds each
     assert cells[8] == "none within the horizon" or float(cells[8]) in (1.0, 2.0, 4.0)
     assert (tmp_path / "molecules_curves.png").stat().st_size > 0
+    # the records kept in the repository: what the report needs and the final models as safe files,
+    # from which alone the same table is written again
+    records = tmp_path / "records"
+    keeper = script.with_name("keep_curve_records.py")
+    done = subprocess.run(
+        [sys.executable, str(keeper), "--runs", str(tmp_path), "--records", str(records), "--models", "painn"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for run in runs:
+        kept = records / "ethanol" / run.folder
+        assert sorted(p.name for p in kept.iterdir()) == ["config.yaml", "curve.json", "test_metrics.json"]
+        model = load_trained_model(records / "ethanol" / "models" / f"{kept.name}.freecg").model.state_dict()
+        trained = load_trained_model(output / run.folder / "checkpoints" / "last.ckpt").model.state_dict()
+        assert model.keys() == trained.keys() and all(torch.equal(model[k], trained[k]) for k in model)
+    command = [sys.executable, str(script), "--preset", str(tmp_path / "plan.yaml"), "--molecules", "ethanol", "--output", str(records)]
+    done = subprocess.run([*command, "--report-only"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert row in (records / "molecules.md").read_text().splitlines()
 
 
 def _finished(output: Path, key: str, config: dict, code: str = "abc") -> Path:
