@@ -48,10 +48,14 @@ def keep(runs: Path, records: Path, models: List[str]) -> None:
                 _copy(folder / name, kept / name)
         host = yaml.safe_load((folder / "config.yaml").read_text())["model"]["host"]
         model = records / molecule / "models" / f"{folder.name}.freecg"
+        checkpoint = folder / "checkpoints" / "last.ckpt"
         if host in models and not model.is_file():
-            model.parent.mkdir(parents=True, exist_ok=True)
-            export_model(folder / "checkpoints" / "last.ckpt", model)
-            print(f"{molecule}: {folder.name} ({host}): model kept in {model}", flush=True)
+            if checkpoint.is_file():
+                model.parent.mkdir(parents=True, exist_ok=True)
+                export_model(checkpoint, model)
+                print(f"{molecule}: {folder.name} ({host}): model kept in {model}", flush=True)
+            else:  # a run put back from its records: its model went with the machine it ran on
+                print(f"{molecule}: {folder.name} ({host}): no checkpoints/last.ckpt, its model is not kept", flush=True)
         print(f"{molecule}: {folder.name} ({host}): kept", flush=True)
 
 
