@@ -2,7 +2,7 @@
 
 from .abstract_edges import AbstractEdgeBuilder, split_channels
 from .enhancer import AttentionEnhancer
-from .group_cg import SYMMETRIES, CGPath, GroupCGTransform, enumerate_paths, path_scales
+from .group_cg import SYMMETRIES, CGPath, GroupCGTransform, enumerate_paths, path_scales, prepare_kernels
 from .layer import PAPER_LAYER, FreeCGConfig, FreeCGLayer, host_start
 from .shuffle import AbstractEdgeShuffle, default_shift
 
@@ -20,5 +20,6 @@ __all__ = [
     "enumerate_paths",
     "host_start",
     "path_scales",
+    "prepare_kernels",
     "split_channels",
 ]

@@ -14,10 +14,10 @@ import torch
 from torch import Tensor, nn
 
 from ._constants import ExactBuffers
-from ._group_cg_kernel import KernelPlan, group_cg_cpu
+from ._group_cg_kernel import KernelPlan, group_cg_cpu, library
 from ._irreps import Irrep, Irreps, edge_irreps, wigner_3j
 
-__all__ = ["CGPath", "GroupCGTransform", "enumerate_paths", "path_scales", "INITS", "KERNELS", "SYMMETRIES"]
+__all__ = ["CGPath", "GroupCGTransform", "enumerate_paths", "path_scales", "prepare_kernels", "INITS", "KERNELS", "SYMMETRIES"]
 
 SYMMETRIES = ("O3", "SO3")
 """``O3``: rotations and reflections (parity must match); ``SO3``: rotations only."""
@@ -326,3 +326,12 @@ class GroupCGTransform(ExactBuffers):
                 pieces.append(acc)
         # [(g,n), D_out, K] -> [N, G, K, D_out]
         return torch.cat(pieces, dim=1).view(g, n, -1, k).permute(1, 0, 3, 2)
+
+
+def prepare_kernels(model: nn.Module) -> None:
+    """Build the compiled CPU kernel now if a :class:`GroupCGTransform` in ``model`` may use it
+    (``kernel="auto"``), rather than in its first forward pass: once per machine (about 15 s, then
+    cached), and outside whatever the caller times, e.g. the training clock. Nothing happens when
+    the kernel is already built or no transform can use it."""
+    if any(isinstance(m, GroupCGTransform) and m.kernel == "auto" for m in model.modules()):
+        library()

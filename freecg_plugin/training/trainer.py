@@ -18,7 +18,9 @@ import torch
 
 from ..checkpoint import read_checkpoint
 from ..configs.train import TrainConfig
+from ..evaluation import torch_device
 from ..files import check_writable, write_json
+from ..nn import prepare_kernels
 from ..provenance import provenance
 from .clock import TrainingClock
 from .curves import plot_learning_curves
@@ -124,6 +126,8 @@ def train(config: TrainConfig, resume: Optional[str] = None, max_epochs: Optiona
     if not progress_bar:  # a log file: one line per epoch instead of a bar
         callbacks.append(EpochLines(clock, epochs, config.optim.max_time_s))
     trainer = trainer_for(config, output, epochs, callbacks, progress_bar=progress_bar)
+    if torch_device(config.accelerator).type == "cpu":
+        prepare_kernels(job.task.model)  # the group CG kernel's one-time build is not training: before the clock starts
     parameters = sum(p.numel() for p in job.task.model.parameters())
     print(f"training {parameters:,} parameters {job.what} for {epochs} epochs -> {output}", flush=True)
     trainer.fit(job.task, job.train_loader, job.val_loader, ckpt_path=resume, weights_only=True)
