@@ -177,9 +177,9 @@ def test_kernel_builds_into_an_empty_cache(tmp_path):
 
 
 PREPARE = """
-    import sys, torch
+    import os, torch
     from freecg_plugin.nn import GroupCGTransform, prepare_kernels
-    m = torch.nn.Sequential(torch.nn.Identity(), GroupCGTransform("1o+2e", 2, 8, kernel=sys.argv[1]))
+    m = torch.nn.Sequential(torch.nn.Identity(), GroupCGTransform("1o+2e", 2, 8, kernel=os.environ["KERNEL"]))
     prepare_kernels(m)
 """
 
@@ -188,20 +188,10 @@ PREPARE = """
 def test_prepare_kernels_builds_before_the_first_forward_pass_and_only_when_a_transform_may_use_it(tmp_path):
     # what the trainer calls before its clock starts, so that the one-time build is not training time
     cache = tmp_path / "cache"
-    run = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(PREPARE), "torch"],
-        env={**os.environ, "FREECG_KERNEL_CACHE": str(cache)},
-        capture_output=True,
-        text=True,
-    )
+    run = _run_isolated(PREPARE, {"FREECG_KERNEL_CACHE": str(cache), "KERNEL": "torch"})
     assert run.returncode == 0, run.stderr
     assert not cache.exists() or not any(cache.iterdir())  # kernel="torch": nothing to build
-    run = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(PREPARE), "auto"],
-        env={**os.environ, "FREECG_KERNEL_CACHE": str(cache)},
-        capture_output=True,
-        text=True,
-    )
+    run = _run_isolated(PREPARE, {"FREECG_KERNEL_CACHE": str(cache), "KERNEL": "auto"})
     assert run.returncode == 0, run.stderr
     built = sorted(p.name for p in cache.iterdir())
     assert len(built) == 1 and built[0].startswith("group_cg_") and built[0].endswith(".so")
