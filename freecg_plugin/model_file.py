@@ -34,6 +34,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "ModelRecord", "is_model_file", "read_mod
 FORMAT = "freecg-model"
 FORMAT_VERSION = 1
 """The newest format this package writes and reads."""
+_ENTRY_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can hold
 SUFFIX = ".freecg"
 _EXTRAS = {"visnet": "pyg", "painn": "schnetpack", "so3net": "schnetpack", "nequip": "nequip", "allegro": "nequip", "mace": "mace"}
 
@@ -69,9 +70,11 @@ def write_model_file(path, record: Dict[str, Any], state_dict: Dict[str, torch.T
     record = dict(record, format=FORMAT, format_version=FORMAT_VERSION, dtype=dtypes, weights_sha256=hashlib.sha256(weights).hexdigest())
 
     def write(tmp: str) -> None:
+        # entries carry a fixed date, so the same model always gives the same bytes (a file kept in git changes only
+        # when the model does)
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
-            archive.writestr("model.json", json.dumps(record, indent=1))
-            archive.writestr("weights.safetensors", weights)
+            archive.writestr(zipfile.ZipInfo("model.json", _ENTRY_DATE), json.dumps(record, indent=1))
+            archive.writestr(zipfile.ZipInfo("weights.safetensors", _ENTRY_DATE), weights)
 
     write_atomic(Path(path), write)
     return Path(path)

@@ -81,6 +81,15 @@ def rewrite(source: Path, target: Path, record=None, weights=None) -> Path:
     return target
 
 
+def test_the_same_checkpoint_always_gives_the_same_bytes(trained, tmp_path):
+    """A model file holds no time of writing: one kept in git changes only when its model does."""
+    checkpoint, first = trained
+    again = export_model(checkpoint, tmp_path / "again.freecg")
+    assert again.read_bytes() == first.read_bytes()
+    with zipfile.ZipFile(again) as archive:
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
 def test_damaged_tampered_and_newer_files_are_refused_in_one_line(trained, tmp_path):
     _, model = trained
     truncated = tmp_path / "truncated.freecg"
