@@ -49,12 +49,13 @@ def keep(runs: Path, records: Path, models: List[str]) -> None:
         host = yaml.safe_load((folder / "config.yaml").read_text())["model"]["host"]
         model = records / molecule / "models" / f"{folder.name}.freecg"
         checkpoint = folder / "checkpoints" / "last.ckpt"
-        if host in models and checkpoint.is_file():  # written again each time: a run made again replaces its model
-            model.parent.mkdir(parents=True, exist_ok=True)
-            export_model(checkpoint, model)
-            print(f"{molecule}: {folder.name} ({host}): model kept in {model}", flush=True)
-        elif host in models and not model.is_file():  # a run put back from its records: its model went with its machine
-            print(f"{molecule}: {folder.name} ({host}): no checkpoints/last.ckpt, its model is not kept", flush=True)
+        if host in models:
+            if checkpoint.is_file():  # written again each time: a run made again replaces its model
+                model.parent.mkdir(parents=True, exist_ok=True)
+                export_model(checkpoint, model)
+                print(f"{molecule}: {folder.name} ({host}): model kept in {model}", flush=True)
+            elif not model.is_file():  # a run put back from its records: its model went with its machine
+                print(f"{molecule}: {folder.name} ({host}): no checkpoints/last.ckpt, its model is not kept", flush=True)
         print(f"{molecule}: {folder.name} ({host}): kept", flush=True)
 
 
