@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 from freecg_plugin.compare import BUDGET_NAMES, load_compare_config, report, run_plan
-from freecg_plugin.compare.curves import crossover_text, plot_curves
+from freecg_plugin.compare.curves import crossover_text, plot_curves, seed_rows
 from freecg_plugin.compare.plan import CURVE_ARMS
 from freecg_plugin.compare.statistics import format_stat
 from freecg_plugin.configs import config_path
@@ -68,7 +68,7 @@ def curves_table(curves: dict) -> str:
     per host and molecule, each arm's test force MAE at the end of the horizon, host + FreeCG's
     change against each bare arm with the verdict, the cross-over time, whether each curve
     flattened over its last doubling of time, and the time each arm took to reach the bare host's
-    final error."""
+    final error; then each seed's errors and changes, and the changes' mean ± std paired by seed."""
     first = next(iter(curves.values()))
     freecg, host, wide = CURVE_ARMS
     lines = [
@@ -99,6 +99,16 @@ def curves_table(curves: dict) -> str:
             reach = s.get("time_to", {}).get("1x", {})
             times = " / ".join("-" if reach.get(a) is None else f"{reach[a]:g}" for a in CURVE_ARMS)
             lines.append(f"| {label} | {molecule} | {s['horizon_s']:g} | " + " | ".join([*end, *against, cross, flat, times]) + " |")
+    lines += [
+        "",
+        "Per seed: test force MAE at the horizon (epochs trained in brackets) and host + FreeCG's change against each bare arm; "
+        "a seed's arms ran on one machine, so the row `paired` (mean ± std of those changes) leaves out what differs between machines.",
+        "",
+        f"| host | molecule | seed | {freecg} | {host} | {wide} | against {host} | against {wide} |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, found in rows.items():
+        lines += [f"| {label} | {molecule} | " + " | ".join(cells) + " |" for molecule, s in found for cells in seed_rows(s)]
     return "\n".join(lines) + "\n"
 
 

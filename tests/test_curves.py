@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -19,7 +20,7 @@ pytest.importorskip("lightning")
 
 from freecg_plugin.checkpoint import load_trained_model  # noqa: E402
 from freecg_plugin.compare import load_compare_config, plan  # noqa: E402
-from freecg_plugin.compare.curves import crossover, crossover_text, flattened, time_to  # noqa: E402
+from freecg_plugin.compare.curves import crossover, crossover_text, curve_report, flattened, seed_rows, time_to  # noqa: E402
 from freecg_plugin.compare.statistics import mean_std  # noqa: E402
 from freecg_plugin.training.snapshots import log_spaced_times  # noqa: E402
 
@@ -142,11 +143,13 @@ def test_curve_budget_end_to_end(tmp_path):
     command = [sys.executable, str(script), "--preset", str(tmp_path / "plan.yaml"), "--molecules", "ethanol", "--output", str(tmp_path)]
     done = subprocess.run([*command, "--report-only"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    (row,) = [line for line in (tmp_path / "molecules.md").read_text().splitlines() if line.startswith("| painn | ethanol |")]
+    (row,) = [line for line in (tmp_path / "molecules.md").read_text().splitlines() if line.startswith("| painn | ethanol | 4 |")]
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert len(cells) == 11 and cells[2] == "4" and all(cell.endswith("(2)") for cell in cells[3:6]), cells  # three arms, two seeds each
     assert cells[8] == "none within the horizon" or float(cells[8]) in (1.0, 2.0, 4.0)
     assert (tmp_path / "molecules_curves.png").stat().st_size > 0
+    text = (tmp_path / "molecules.md").read_text()
+    assert all(f"| painn | ethanol | {seed} | " in text for seed in ("1", "2", "paired"))  # each seed, then the paired changes
     # the records kept in the repository: what the report needs and the final models as safe files,
     # from which alone the same table is written again
     records = tmp_path / "records"
@@ -252,3 +255,29 @@ def test_a_cross_over_is_undecided_with_one_seed():
     assert crossover_text(summary(1, None)) == "undecided (one seed)"  # no spread: no clear lead either way
     assert crossover_text(summary(3, None)) == "none within the horizon"
     assert crossover_text(summary(3, 240.0)) == "240"
+
+
+def test_each_seed_is_reported_and_the_changes_are_paired_by_seed(tmp_path):
+    ends = {  # seed -> arm -> test force MAE at the horizon; seed 3 lacks the equal-parameters arm
+        1: {"host + FreeCG": 0.9, "host": 1.0, "host, equal parameters": 1.0},
+        2: {"host + FreeCG": 0.8, "host": 1.0, "host, equal parameters": 0.9},
+        3: {"host + FreeCG": 0.95, "host": 1.0},
+    }
+    runs = []
+    for seed, arms in ends.items():
+        for arm, error in arms.items():
+            folder = f"runs/{seed}{arm}"
+            points = [{"time_s": t, "epoch": int(10 * t) + seed, "test_forces_mae": error * (2 if t == 1.0 else 1)} for t in (1.0, 2.0)]
+            (tmp_path / folder).mkdir(parents=True)
+            (tmp_path / folder / "curve.json").write_text(json.dumps({"points": points}))
+            runs.append(SimpleNamespace(budget="curve", folder=folder, roles=[["painn", arm]], seed=seed))
+    (summary,) = curve_report(tmp_path, runs, "kcal/mol")["summaries"]
+    assert [row["seed"] for row in summary["per_seed"]] == [1, 2, 3]
+    assert summary["per_seed"][2]["arms"]["host"] == {"error": 1.0, "epoch": 23}
+    paired = summary["paired_change_percent"]
+    assert paired["host"]["values"] == pytest.approx([-10.0, -20.0, -5.0]) and paired["host"]["n"] == 3
+    assert paired["host, equal parameters"]["values"] == pytest.approx([-10.0, 100 * (0.8 / 0.9 - 1)])
+    rows = seed_rows(summary)
+    assert rows[2] == ["3", "0.950 (23)", "1.000 (23)", "", "-5.0 %", ""]
+    assert rows[-1][0] == "paired" and rows[-1][4] == "-11.7 ± 7.6 %"
+    assert "| painn | paired |" in (tmp_path / "curves.md").read_text()

@@ -13,7 +13,10 @@ over the seeds:
   :func:`~freecg_plugin.compare.statistics.verdict`), or none within the horizon;
 * the time each arm needs to reach 1.5x, 1.2x and 1.0x the bare host's final error;
 * the error at the end of the horizon, with the verdict against each bare arm;
-* whether the bare host's curve has flattened: less than 5 % change over the last doubling of time.
+* whether the bare host's curve has flattened: less than 5 % change over the last doubling of time;
+* per seed, each arm's error and epochs at the horizon and host + FreeCG's change against each bare
+  arm: a seed's arms run on one machine, one after the other, so these changes are paired, and
+  their mean ± std leaves out what differs between machines (the verdict rule does not pair).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from ..plots import pyplot, save_png
 from .plan import CURVE_ARMS as ARMS
 from .statistics import VERDICT_SPREAD, format_stat, mean_std, verdict
 
-__all__ = ["FLAT", "TARGETS", "crossover", "crossover_text", "curve_report", "flattened", "plot_curves", "time_to"]
+__all__ = ["FLAT", "TARGETS", "crossover", "crossover_text", "curve_report", "flattened", "plot_curves", "seed_rows", "time_to"]
 
 TARGETS = (1.5, 1.2, 1.0)
 """Fixed errors, as multiples of the bare host's final error, that each arm's time to reach is reported for."""
@@ -72,22 +75,23 @@ def flattened(times: Sequence[float], curve: Sequence[Dict[str, Any]]) -> Option
     return abs(last / before - 1) < FLAT
 
 
-def _points(output: Path, folder: str) -> Optional[List[Dict[str, Any]]]:
-    path = output / folder / "curve.json"
-    return json.loads(path.read_text())["points"] if path.is_file() else None
+def _finished_curves(output: Path, runs: Sequence[Any]):
+    """``(run, points)`` for each curve run of ``runs`` whose ``curve.json`` is there."""
+    for run in runs:
+        path = output / run.folder / "curve.json"
+        if run.budget == "curve" and path.is_file():
+            points = json.loads(path.read_text())["points"]
+            if points:
+                yield run, points
 
 
 def collect(output: Path, runs: Sequence[Any], metric: str = "test_forces_mae") -> Dict[str, Dict[str, Any]]:
     """Per host label and arm: the snapshot times and ``metric`` as mean ± std over the seeds
     whose curves are there (every seed of a plan has the same times)."""
     seeds: Dict[tuple, List[List[Dict[str, Any]]]] = {}
-    for run in runs:
-        if run.budget != "curve":
-            continue
-        points = _points(output, run.folder)
-        if points:
-            for label, arm in run.roles:
-                seeds.setdefault((label, arm), []).append(points)
+    for run, points in _finished_curves(output, runs):
+        for label, arm in run.roles:
+            seeds.setdefault((label, arm), []).append(points)
     curves: Dict[str, Dict[str, Any]] = {}
     for (label, arm), members in seeds.items():
         times = [p["time_s"] for p in members[0] if all(any(q["time_s"] == p["time_s"] for q in m) for m in members)]
@@ -96,12 +100,39 @@ def collect(output: Path, runs: Sequence[Any], metric: str = "test_forces_mae") 
     return curves
 
 
-def _summary(label: str, arms: Dict[str, Dict[str, Any]], metric: str) -> Dict[str, Any]:
+def _seed_ends(output: Path, runs: Sequence[Any], metric: str) -> Dict[str, Dict[int, Dict[str, Dict[str, Any]]]]:
+    """Per host label, seed and arm: the snapshot points of that run's curve, by time."""
+    ends: Dict[str, Dict[int, Dict[str, Dict[str, Any]]]] = {}
+    for run, points in _finished_curves(output, runs):
+        for label, arm in run.roles:
+            ends.setdefault(label, {}).setdefault(run.seed, {})[arm] = {p["time_s"]: p for p in points}
+    return ends
+
+
+def _per_seed(horizon: float, seeds: Dict[int, Dict[str, Dict[str, Any]]], metric: str) -> List[Dict[str, Any]]:
+    """Each seed's arms at ``horizon`` (``error``: ``metric``, ``epoch``) and host + FreeCG's change
+    against each bare arm there, in percent."""
+    rows = []
+    for seed in sorted(seeds):
+        at = {arm: points[horizon] for arm, points in seeds[seed].items() if horizon in points}
+        arms = {arm: {"error": p[metric], "epoch": p["epoch"]} for arm, p in at.items()}
+        ours = arms.get(ARMS[0])
+        change = {arm: 100 * (ours["error"] / a["error"] - 1) for arm, a in arms.items() if ours and arm != ARMS[0]}
+        rows.append({"seed": seed, "arms": arms, "change_percent": change})
+    return rows
+
+
+def _summary(label: str, arms: Dict[str, Dict[str, Any]], seeds: Dict[int, Dict[str, Dict[str, Any]]], metric: str) -> Dict[str, Any]:
     ours, host = arms.get(ARMS[0]), arms.get(ARMS[1])
+    horizon = max(c["times"][-1] for c in arms.values())
+    per_seed = _per_seed(horizon, seeds, metric)
+    paired = {arm: [row["change_percent"][arm] for row in per_seed if arm in row["change_percent"]] for arm in ARMS[1:]}
     out: Dict[str, Any] = {
         "host": label,
-        "horizon_s": max(c["times"][-1] for c in arms.values()),
+        "horizon_s": horizon,
         "arms": {arm: {"seeds": c["seeds"], "end": c[metric][-1]} for arm, c in arms.items()},
+        "per_seed": per_seed,
+        "paired_change_percent": {arm: mean_std(changes) for arm, changes in paired.items() if changes},
     }
     if ours is None or host is None:
         return out
@@ -130,6 +161,19 @@ def crossover_text(summary: Dict[str, Any]) -> str:
     if min(arm["seeds"] for arm in summary["arms"].values()) < 2:
         return "undecided (one seed)"
     return "none within the horizon" if summary["crossover_s"] is None else f"{summary['crossover_s']:g}"
+
+
+def seed_rows(summary: Dict[str, Any]) -> List[List[str]]:
+    """Table cells of a summary's seeds: the seed, each arm's error at the horizon with its epochs,
+    host + FreeCG's change against each bare arm; then a row of those changes' mean ± std."""
+    rows = []
+    for row in summary["per_seed"]:
+        ends = [f"{row['arms'][a]['error']:.3f} ({row['arms'][a]['epoch']})" if a in row["arms"] else "" for a in ARMS]
+        changes = [f"{row['change_percent'][a]:+.1f} %" if a in row["change_percent"] else "" for a in ARMS[1:]]
+        rows.append([str(row["seed"]), *ends, *changes])
+    paired = summary["paired_change_percent"]
+    rows.append(["paired", *[""] * len(ARMS), *(f"{format_stat(paired[a], 1)} %" if a in paired else "" for a in ARMS[1:])])
+    return rows
 
 
 def _metric_label(metric: str) -> str:
@@ -161,6 +205,15 @@ def _markdown(summaries: List[Dict[str, Any]], metric: str, unit: str) -> str:
                 + [cross]
             )
             lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Per seed: {_metric_label(metric)} at the horizon (epochs trained in brackets) and host + FreeCG's change against each "
+        "bare arm; a seed's arms ran on one machine, so the last row (mean ± std of those changes) is paired by seed.",
+        "",
+        "| host | seed | " + " | ".join(ARMS) + " | " + " | ".join(f"against {arm}" for arm in ARMS[1:]) + " |",
+        "|---|---|" + "---|" * (2 * len(ARMS) - 1),
+    ]
+    lines += ["| " + " | ".join([s["host"], *cells]) + " |" for s in summaries for cells in seed_rows(s)]
     return "\n".join(lines) + "\n"
 
 
@@ -199,7 +252,8 @@ def curve_report(output: Path, runs: Sequence[Any], unit: str, metric: str = "te
     """Write ``curves.md``, ``curves.json`` and ``curves.png`` from the finished curve runs; returns
     the JSON (each host's summary names its horizon: the last time of its curves)."""
     curves = collect(output, runs, metric)
-    summaries = [_summary(label, arms, metric) for label, arms in curves.items()]
+    seeds = _seed_ends(output, runs, metric)
+    summaries = [_summary(label, arms, seeds[label], metric) for label, arms in curves.items()]
     result = {"metric": metric, "unit": unit, "curves": curves, "summaries": summaries}
     write_json(output / "curves.json", result)
     write_text(output / "curves.md", _markdown(summaries, metric, unit))
