@@ -172,7 +172,8 @@ def seed_rows(summary: Dict[str, Any]) -> List[List[str]]:
         changes = [f"{row['change_percent'][a]:+.1f} %" if a in row["change_percent"] else "" for a in ARMS[1:]]
         rows.append([str(row["seed"]), *ends, *changes])
     paired = summary["paired_change_percent"]
-    rows.append(["paired", *[""] * len(ARMS), *(f"{format_stat(paired[a], 1)} %" if a in paired else "" for a in ARMS[1:])])
+    signed = lambda p: f"{p['mean']:+.1f} ± {p['std']:.1f} %" if p["n"] > 1 else f"{p['mean']:+.1f} %"  # noqa: E731
+    rows.append(["paired", *[""] * len(ARMS), *(signed(paired[a]) if a in paired else "" for a in ARMS[1:])])
     return rows
 
 
