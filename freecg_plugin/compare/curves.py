@@ -100,7 +100,7 @@ def collect(output: Path, runs: Sequence[Any], metric: str = "test_forces_mae") 
     return curves
 
 
-def _seed_ends(output: Path, runs: Sequence[Any], metric: str) -> Dict[str, Dict[int, Dict[str, Dict[str, Any]]]]:
+def _seed_ends(output: Path, runs: Sequence[Any]) -> Dict[str, Dict[int, Dict[str, Dict[str, Any]]]]:
     """Per host label, seed and arm: the snapshot points of that run's curve, by time."""
     ends: Dict[str, Dict[int, Dict[str, Dict[str, Any]]]] = {}
     for run, points in _finished_curves(output, runs):
@@ -253,7 +253,7 @@ def curve_report(output: Path, runs: Sequence[Any], unit: str, metric: str = "te
     """Write ``curves.md``, ``curves.json`` and ``curves.png`` from the finished curve runs; returns
     the JSON (each host's summary names its horizon: the last time of its curves)."""
     curves = collect(output, runs, metric)
-    seeds = _seed_ends(output, runs, metric)
+    seeds = _seed_ends(output, runs)
     summaries = [_summary(label, arms, seeds[label], metric) for label, arms in curves.items()]
     result = {"metric": metric, "unit": unit, "curves": curves, "summaries": summaries}
     write_json(output / "curves.json", result)
