@@ -85,11 +85,12 @@ def _finished_curves(output: Path, runs: Sequence[Any]):
                 yield run, points
 
 
-def collect(output: Path, runs: Sequence[Any], metric: str = "test_forces_mae") -> Dict[str, Dict[str, Any]]:
+def collect(finished: Sequence[tuple], metric: str = "test_forces_mae") -> Dict[str, Dict[str, Any]]:
     """Per host label and arm: the snapshot times and ``metric`` as mean ± std over the seeds
-    whose curves are there (every seed of a plan has the same times)."""
+    whose curves are there (every seed of a plan has the same times); ``finished``: ``(run, points)``
+    pairs from :func:`_finished_curves`."""
     seeds: Dict[tuple, List[List[Dict[str, Any]]]] = {}
-    for run, points in _finished_curves(output, runs):
+    for run, points in finished:
         for label, arm in run.roles:
             seeds.setdefault((label, arm), []).append(points)
     curves: Dict[str, Dict[str, Any]] = {}
@@ -100,10 +101,10 @@ def collect(output: Path, runs: Sequence[Any], metric: str = "test_forces_mae") 
     return curves
 
 
-def _seed_ends(output: Path, runs: Sequence[Any]) -> Dict[str, Dict[int, Dict[str, Dict[str, Any]]]]:
+def _seed_ends(finished: Sequence[tuple]) -> Dict[str, Dict[int, Dict[str, Dict[str, Any]]]]:
     """Per host label, seed and arm: the snapshot points of that run's curve, by time."""
     ends: Dict[str, Dict[int, Dict[str, Dict[str, Any]]]] = {}
-    for run, points in _finished_curves(output, runs):
+    for run, points in finished:
         for label, arm in run.roles:
             ends.setdefault(label, {}).setdefault(run.seed, {})[arm] = {p["time_s"]: p for p in points}
     return ends
@@ -252,8 +253,9 @@ def plot_curves(rows: Dict[str, Dict[str, Dict[str, Any]]], metric: str, unit: s
 def curve_report(output: Path, runs: Sequence[Any], unit: str, metric: str = "test_forces_mae") -> Dict[str, Any]:
     """Write ``curves.md``, ``curves.json`` and ``curves.png`` from the finished curve runs; returns
     the JSON (each host's summary names its horizon: the last time of its curves)."""
-    curves = collect(output, runs, metric)
-    seeds = _seed_ends(output, runs)
+    finished = list(_finished_curves(output, runs))  # each curve.json read once
+    curves = collect(finished, metric)
+    seeds = _seed_ends(finished)
     summaries = [_summary(label, arms, seeds[label], metric) for label, arms in curves.items()]
     result = {"metric": metric, "unit": unit, "curves": curves, "summaries": summaries}
     write_json(output / "curves.json", result)
