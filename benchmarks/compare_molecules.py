@@ -45,10 +45,16 @@ def table(results: dict) -> str:
             rows.setdefault((v["host"], v["budget"]), {})[molecule] = v
     first = next(iter(results.values()))
     plan = first["plan"]
+    tested = (
+        " Each run's record tests its best checkpoint on validation loss; the curves' table below tests the "
+        "EMA weights at the horizon, so their figures differ a little."
+        if "curve" in plan["budgets"]
+        else ""
+    )
     lines = [
         f"FreeCG's change of test force MAE against the bare host (mean over seeds {plan['seeds']}; "
         "± the seed spread of host + FreeCG as a share of the host's MAE), the verdict, and on how many seeds "
-        "host + FreeCG was the better of the two.",
+        "host + FreeCG was the better of the two." + tested,
         "",
         "| host | budget | " + " | ".join(molecules) + " |",
         "|---|---|" + "---|" * len(molecules),
